@@ -1,0 +1,163 @@
+r"""Gradient signal-to-noise ratio (g-SNR): the statistic SGD-SaI measures once per tensor.
+
+Pure functions, no optimizer. The device side reduces each gradient to its sufficient statistics
+``(count, mean, m2)`` (``m2`` is the sum of squared deviations from the mean), stacked so that many
+tensors cost one host transfer and shards can be combined before anything is decided. The host side
+turns statistics into a g-SNR and a learning-rate scale, in Python floats.
+
+For a tensor of :math:`n` elements with mean :math:`\bar g` and :math:`M_2 = \sum_j (g_j - \bar g)^2`:
+
+.. math::
+    \|g\|_2 = \sqrt{M_2 + n \bar g^2}, \qquad
+    \sigma = \sqrt{M_2 / (n - c)}, \qquad
+    G = \frac{\|g\|_2}{\sigma + \epsilon}
+
+with :math:`c = 0` (population std, the paper) or :math:`c = 1` (unbiased std, the official code).
+Since :math:`\|g\|_2^2 = n(\sigma_0^2 + \bar g^2)`, :math:`G \ge \sqrt{n}` for the population std and
+:math:`\epsilon = 0`: g-SNR is mostly :math:`\sqrt{\text{numel}}`, raised by a consistent gradient sign.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "GradStats",
+    "Kind",
+    "Measurement",
+    "combine",
+    "lr_scale",
+    "measure",
+    "stack_stats",
+    "tensor_gsnr",
+]
+
+#: A gradient whose std is at most this fraction of its mean's magnitude is constant to within
+#: float32 rounding: its noise cannot be measured, so it is treated like a one-element tensor.
+CONSTANT_RTOL = 1e-6
+
+
+@dataclass(frozen=True)
+class GradStats:
+    """Sufficient statistics of a gradient's elements: count, mean and ``m2`` (Chan et al.)."""
+
+    count: float
+    mean: float
+    m2: float
+
+    @property
+    def norm(self) -> float:
+        return math.sqrt(max(self.m2, 0.0) + self.count * self.mean**2)
+
+    def std(self, unbiased: bool = False) -> float:
+        dof = self.count - (1 if unbiased else 0)
+        return math.sqrt(max(self.m2, 0.0) / dof) if dof > 0 else 0.0
+
+    def merge(self, other: GradStats) -> GradStats:
+        """Statistics of the concatenation of both pieces (Chan's parallel update)."""
+        count = self.count + other.count
+        if count == 0:
+            return self
+        delta = other.mean - self.mean
+        mean = self.mean + delta * other.count / count
+        m2 = self.m2 + other.m2 + delta**2 * self.count * other.count / count
+        return GradStats(count, mean, m2)
+
+
+def combine(pieces: Sequence[GradStats]) -> GradStats:
+    """Statistics of a tensor from the statistics of its disjoint pieces (e.g. shards)."""
+    total = GradStats(0.0, 0.0, 0.0)
+    for piece in pieces:
+        total = total.merge(piece)
+    return total
+
+
+def stack_stats(grads: Sequence[Tensor]) -> list[GradStats]:
+    """Reduce each gradient to its :class:`GradStats` with one device-to-host transfer per device.
+
+    Reductions run in float32 at least (float64 gradients stay float64); complex gradients are
+    measured as their real view. Non-finite gradients give non-finite statistics.
+    """
+    rows: dict[torch.device, list[tuple[int, Tensor]]] = {}
+    for index, grad in enumerate(grads):
+        rows.setdefault(grad.device, []).append((index, _stats_row(grad)))
+    stats: list[GradStats] = [GradStats(0.0, 0.0, 0.0)] * len(grads)
+    for device_rows in rows.values():
+        values = torch.stack([row for _, row in device_rows]).tolist()
+        for (index, _), (count, mean, m2) in zip(device_rows, values):
+            stats[index] = GradStats(count, mean, m2)
+    return stats
+
+
+def _stats_row(grad: Tensor) -> Tensor:
+    g = grad.detach()
+    if g.is_complex():
+        g = torch.view_as_real(g)
+    g = g.reshape(-1)
+    dtype = torch.float64 if g.dtype == torch.float64 else torch.float32
+    if g.numel() == 0:
+        return torch.zeros(3, dtype=torch.float64, device=g.device)
+    var, mean = torch.var_mean(g.to(dtype), correction=0)
+    count = torch.tensor(float(g.numel()), dtype=torch.float64, device=g.device)
+    return torch.stack([count, mean.double(), var.double() * g.numel()])
+
+
+class Kind(enum.Enum):
+    """What a first gradient says about its tensor."""
+
+    REGULAR = "regular"  #: noise measurable: the g-SNR is defined
+    CONSTANT = "constant"  #: one element, or all elements equal: noise unmeasurable
+    ZERO = "zero"  #: all-zero gradient: nothing measured, try again at the next gradient
+    NONFINITE = "nonfinite"  #: inf/NaN: nothing measured, try again at the next gradient
+
+
+@dataclass(frozen=True)
+class Measurement:
+    kind: Kind
+    gsnr: float | None  # set for REGULAR only
+
+    @property
+    def deferred(self) -> bool:
+        return self.kind in (Kind.ZERO, Kind.NONFINITE)
+
+
+def measure(stats: GradStats, eps: float, unbiased: bool = False) -> Measurement:
+    """Classify a first gradient and, when its noise is measurable, compute its g-SNR."""
+    if not (math.isfinite(stats.mean) and math.isfinite(stats.m2)):
+        return Measurement(Kind.NONFINITE, None)
+    if stats.count == 0:
+        return Measurement(Kind.CONSTANT, None)
+    norm = stats.norm
+    if norm == 0.0:
+        return Measurement(Kind.ZERO, None)
+    std = stats.std(unbiased)
+    if stats.count == 1 or std <= CONSTANT_RTOL * abs(stats.mean):
+        return Measurement(Kind.CONSTANT, None)
+    return Measurement(Kind.REGULAR, norm / (std + eps))
+
+
+def lr_scale(measurement: Measurement, reference: float, normalize: bool) -> float:
+    r"""The constant learning-rate scale :math:`\tilde G` of a measured tensor.
+
+    ``reference`` is the largest regular g-SNR measured at the optimizer's first measuring step.
+    With ``normalize`` the scale is :math:`\min(G / \text{reference}, 1)`; without it, :math:`G`.
+    A tensor whose noise is unmeasurable (``CONSTANT``) is pure signal: it gets the largest scale,
+    1 normalised or ``reference`` raw, and never takes part in choosing ``reference``.
+    """
+    if measurement.deferred:
+        raise ValueError(f"a {measurement.kind.value} gradient has no g-SNR")
+    if measurement.gsnr is None:
+        return 1.0 if normalize else reference
+    return min(measurement.gsnr / reference, 1.0) if normalize else measurement.gsnr
+
+
+def tensor_gsnr(grad: Tensor, eps: float = 1e-8, unbiased: bool = False) -> float:
+    """The raw g-SNR of one gradient, for analysis; ``nan`` where the noise is unmeasurable."""
+    result = measure(stack_stats([grad])[0], eps, unbiased)
+    return math.nan if result.gsnr is None else result.gsnr

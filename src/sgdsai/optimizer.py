@@ -1,0 +1,285 @@
+"""The SGD-SaI optimizer: validation, lazy per-tensor g-SNR measurement, state, dispatch."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from itertools import chain
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.optim.optimizer import ParamsT
+
+from sgdsai import gsnr
+from sgdsai.functional import sgdsai
+
+__all__ = ["SGDSaI"]
+
+logger = logging.getLogger(__name__)
+
+
+class SGDSaI(Optimizer):
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-2,
+        momentum: float = 0.9,
+        weight_decay: float = 1e-2,
+        eps: float = 1e-8,
+        *,
+        normalize: bool = True,
+        unbiased: bool = False,
+        maximize: bool = False,
+        foreach: bool | None = None,
+    ) -> None:
+        _check("lr", lr, lr >= 0.0)
+        _check("momentum", momentum, 0.0 <= momentum < 1.0)
+        _check("weight_decay", weight_decay, weight_decay >= 0.0)
+        _check("eps", eps, eps >= 0.0)
+        defaults = dict(
+            lr=lr,
+            momentum=momentum,
+            weight_decay=weight_decay,
+            eps=eps,
+            normalize=normalize,
+            unbiased=unbiased,
+            maximize=maximize,
+            foreach=foreach,
+            gsnr_max=None,
+        )
+        super().__init__(params, defaults)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group; its tensors are measured at their first usable gradient, against the
+        reference g-SNR the optimizer already holds."""
+        reference = self._gsnr_max()
+        super().add_param_group(param_group)
+        self.param_groups[-1]["gsnr_max"] = reference
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for name, default in self.defaults.items():
+                group.setdefault(name, default)
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """Perform one optimization step; ``closure`` (re-evaluating the loss) is called once."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        self._measure_new_tensors()
+        for group in self.param_groups:
+            owners, params, grads, bufs, scales = self._init_group(group)
+            sgdsai(
+                params,
+                grads,
+                bufs,
+                scales,
+                lr=group["lr"],
+                momentum=group["momentum"],
+                weight_decay=group["weight_decay"],
+                maximize=group["maximize"],
+                foreach=group["foreach"],
+            )
+            if group["momentum"] != 0:
+                for p, buf in zip(owners, bufs):
+                    assert buf is not None
+                    self.state[p]["momentum_buffer"] = torch.view_as_complex(buf) if p.is_complex() else buf
+        return loss
+
+    def _measure_new_tensors(self) -> None:
+        """Measure the g-SNR of every tensor that has a gradient and no ``state["gsnr"]`` yet."""
+        new = [
+            (group, p)
+            for group in self.param_groups
+            for p in group["params"]
+            if p.grad is not None and "gsnr" not in self.state[p]
+        ]
+        if not new:
+            return
+        for _, p in new:
+            _check_dense(p.grad)
+        stats = gsnr.stack_stats([p.grad for _, p in new])
+        results = [gsnr.measure(s, group["eps"], group["unbiased"]) for (group, _), s in zip(new, stats)]
+        reference = self._gsnr_max()
+        if reference is None and not all(r.deferred for r in results):
+            regular = [r.gsnr for r in results if r.gsnr is not None]
+            reference = max(regular, default=1.0)
+            for group in self.param_groups:
+                group["gsnr_max"] = reference
+        for (group, p), result in zip(new, results):
+            if result.kind is gsnr.Kind.NONFINITE:
+                logger.warning("non-finite gradient in a tensor of shape %s: g-SNR deferred", tuple(p.shape))
+            if result.deferred:
+                continue
+            scale = gsnr.lr_scale(result, reference, group["normalize"])  # type: ignore[arg-type]
+            self.state[p]["gsnr"] = torch.tensor(scale, dtype=torch.float32)
+
+    def _init_group(
+        self, group: dict[str, Any]
+    ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor | None], list[float]]:
+        """The tensors this step updates, as real views; ``owners`` are the parameters themselves."""
+        owners, params, grads, bufs, gsnrs = [], [], [], [], []
+        for p in group["params"]:
+            if p.grad is None or "gsnr" not in self.state[p]:
+                continue  # no gradient, or the g-SNR is deferred: this step leaves p untouched
+            _check_dense(p.grad)
+            state = self.state[p]
+            buf = state.get("momentum_buffer")
+            owners.append(p)
+            params.append(_real(p))
+            grads.append(_real(p.grad))
+            bufs.append(None if buf is None else _real(buf))
+            gsnrs.append(state["gsnr"])
+        scales = torch.stack(gsnrs).tolist() if gsnrs else []
+        return owners, params, grads, bufs, scales
+
+    def _gsnr_max(self) -> float | None:
+        return next((g["gsnr_max"] for g in self.param_groups if g["gsnr_max"] is not None), None)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load state; ``gsnr`` stays a float32 CPU tensor whatever the parameter's dtype."""
+        saved = {k: v["gsnr"] for k, v in state_dict["state"].items() if "gsnr" in v}
+        super().load_state_dict(state_dict)
+        saved_ids = chain.from_iterable(g["params"] for g in state_dict["param_groups"])
+        params = chain.from_iterable(g["params"] for g in self.param_groups)
+        for saved_id, p in zip(saved_ids, params):
+            if saved_id in saved:
+                self.state[p]["gsnr"] = torch.as_tensor(saved[saved_id]).to("cpu", torch.float32, copy=True)
+
+    def gsnr(self, model: nn.Module | None = None) -> dict[str, float]:
+        """Every measured tensor's learning-rate scale, keyed by parameter name.
+
+        Names come from named parameters given to the optimizer, else from ``model``, else they
+        are ``"group{i}.param{j}"``. Multiply by ``param_groups[0]["gsnr_max"]`` for the raw g-SNR
+        of a normalised, unclamped tensor.
+        """
+        names = {id(p): n for n, p in model.named_parameters()} if model is not None else {}
+        table = {}
+        for i, group in enumerate(self.param_groups):
+            group_names = group.get("param_names")
+            for j, p in enumerate(group["params"]):
+                if "gsnr" not in self.state[p]:
+                    continue
+                name = group_names[j] if group_names else names.get(id(p), f"group{i}.param{j}")
+                table[name] = float(self.state[p]["gsnr"])
+        return table
+
+
+def _check(name: str, value: float, ok: bool) -> None:
+    if not ok:
+        raise ValueError(f"Invalid {name} value: {value}")
+
+
+def _check_dense(grad: Tensor) -> None:
+    if grad.is_sparse:
+        raise RuntimeError("SGDSaI does not support sparse gradients; use a dense embedding (sparse=False)")
+
+
+def _real(t: Tensor) -> Tensor:
+    return torch.view_as_real(t) if t.is_complex() else t
+
+
+SGDSaI.__doc__ = r"""SGD-SaI: SGD with EMA momentum, decoupled weight decay and a constant per-tensor learning-rate
+scale measured once, from each tensor's first gradient (Xu et al., 2024, arXiv 2412.11768).
+
+.. math::
+    \begin{aligned}
+        &\rule{110mm}{0.4pt} \\
+        &\textbf{input}: \eta \text{ (lr)}, \mu \text{ (momentum)}, \lambda \text{ (weight decay)},
+            \epsilon, \theta^{(i)}_0 \text{ (tensors } i = 1..B), \textit{maximize} \\
+        &\rule{110mm}{0.4pt} \\
+        &\textbf{for} \: t = 1 \: \textbf{to} \: \ldots \: \textbf{do} \\
+        &\hspace{5mm} g^{(i)}_t \leftarrow \nabla_{\theta^{(i)}} f_t(\theta_{t-1}) \quad
+            (g^{(i)}_t \leftarrow -g^{(i)}_t \text{ if } \textit{maximize}) \\
+        &\hspace{5mm} \textbf{if} \: \text{tensor } i \text{ has no } \tilde G^{(i)} \text{ yet}
+            \text{ and } g^{(i)}_t \text{ is finite and non-zero}: \\
+        &\hspace{10mm} G^{(i)} \leftarrow \|g^{(i)}_t\|_2 / (\sigma(g^{(i)}_t) + \epsilon)
+            \qquad \text{(population std; unbiased if \textit{unbiased})} \\
+        &\hspace{10mm} M \leftarrow \max_k G^{(k)} \text{ over the tensors of the first measuring step
+            (kept for good)} \\
+        &\hspace{10mm} \tilde G^{(i)} \leftarrow \min(G^{(i)} / M, 1) \text{ if \textit{normalize} else }
+            G^{(i)}, \qquad m^{(i)}_t \leftarrow g^{(i)}_t \\
+        &\hspace{5mm} \textbf{else if} \: \text{tensor } i \text{ has } \tilde G^{(i)}:
+            \quad m^{(i)}_t \leftarrow \mu m^{(i)}_{t-1} + (1 - \mu) g^{(i)}_t \\
+        &\hspace{5mm} \textbf{else}: \text{ leave } \theta^{(i)} \text{ untouched this step} \\
+        &\hspace{5mm} \theta^{(i)}_t \leftarrow (1 - \eta\lambda)\, \theta^{(i)}_{t-1}
+            - \eta\, \tilde G^{(i)} m^{(i)}_t \\
+        &\rule{110mm}{0.4pt} \\
+        &\textbf{return} \: \theta_t \\
+        &\rule{110mm}{0.4pt}
+    \end{aligned}
+
+With ``momentum=0`` the update uses :math:`g_t` directly and no buffer is kept.
+
+Args:
+    params: tensors, ``(name, tensor)`` pairs (names then key :meth:`gsnr`), or parameter groups.
+        Groups may set their own ``lr``, ``momentum``, ``weight_decay``, ``eps`` and flags.
+    lr: :math:`\eta`, the learning rate of the highest-g-SNR tensor when normalised
+        (default: 1e-2). It is also the rate of the decoupled weight decay, unscaled by g-SNR.
+    momentum: :math:`\mu`, the EMA coefficient, in [0, 1) (default: 0.9).
+    weight_decay: :math:`\lambda`, decoupled: :math:`\theta \leftarrow \theta(1 - \eta\lambda)`
+        (default: 1e-2).
+    eps: :math:`\epsilon`, added to the gradient's std, in gradient units (default: 1e-8). It
+        only matters for tensors whose first-gradient std is below about ``1e3 * eps``; there it
+        lowers the g-SNR, so g-SNR is scale-invariant only for gradients well above ``eps``.
+    normalize: divide every g-SNR by the reference :math:`M`, so scales lie in (0, 1], as the
+        paper's Algorithm 1 does (default: True). ``False`` uses the raw g-SNR, as the authors'
+        released package does; then ``lr`` must be about :math:`1/M` smaller.
+    unbiased: use the unbiased std (Bessel's correction), as the released package does,
+        instead of the paper's population std (default: False).
+    maximize: maximize the objective instead of minimizing it; ``.grad`` is never modified.
+    foreach: use the multi-tensor (``torch._foreach_*``) implementation; ``None`` picks it for
+        CUDA tensors and the single-tensor loop otherwise, as :mod:`torch.optim` does.
+
+State:
+    ``state[p]["momentum_buffer"]`` (the parameter's dtype; absent when ``momentum=0``) and
+    ``state[p]["gsnr"]``: the final scale :math:`\tilde G`, a 0-d float32 tensor on the CPU, so
+    that reading it never synchronises a device and bf16 parameters do not round it. The
+    reference :math:`M` is ``param_groups[k]["gsnr_max"]`` (equal in every group; ``None`` before
+    the first measurement). Everything is saved by :meth:`state_dict`, so a resumed run never
+    measures again. To impose a scale instead of measuring one, set ``state[p]["gsnr"]`` before
+    the parameter's first step.
+
+Rules of measurement:
+    * A tensor is measured at its first *usable* gradient, not at the optimizer's first step. A
+      ``None`` gradient (unused branch, MoE expert, frozen tensor, a group added later), an
+      all-zero gradient (LoRA ``A`` while ``B = 0``, anything behind a zero-initialised
+      projection) or a non-finite one (logged as a warning) defers the measurement, and that
+      step leaves the tensor untouched (no decay, no momentum). Each step with such a pending
+      tensor costs one device-to-host transfer; steady steps cost none.
+    * A tensor with one element, or whose first gradient is constant (std at most ``1e-6`` of
+      its mean), has no measurable noise. It is treated as pure signal: scale 1 (normalised) or
+      :math:`M` (raw), and it never takes part in choosing :math:`M`. So a scalar parameter
+      neither explodes (the released code gives it :math:`|g|/\epsilon`) nor shrinks the others.
+    * :math:`M` is the largest regular g-SNR of the first step that measured anything (1 if that
+      step measured only constant tensors). Tensors measured later are divided by the same
+      :math:`M` and clamped at 1, so no tensor ever gets a larger rate than :math:`\eta`.
+    * Statistics are computed in float32 (float64 for float64 gradients), complex tensors as
+      their real view. Sparse gradients raise.
+
+.. note::
+    Departures from the paper's Algorithm 1, which this class otherwise implements (the default):
+    the measurement is per tensor and lazy instead of one global first step, which is what makes
+    late, zero and non-finite first gradients safe; constant and one-element tensors get a defined
+    scale; late tensors are clamped at 1. Departures from the released package ``sgd-sai`` 1.0.3,
+    which ``normalize=False, unbiased=True`` reproduces on regular tensors with ``momentum > 0``:
+    that package has no normalisation, freezes tensors whose first gradient is zero, gives
+    scalars :math:`|g|/\epsilon`, raises ``KeyError`` for late gradients, measures again after a
+    checkpoint is loaded, fails with ``momentum=0``, evaluates the closure twice on its first step
+    and synchronises the device once per tensor per step.
+
+Example:
+    >>> import torch
+    >>> from sgdsai import SGDSaI
+    >>> model = torch.nn.Linear(4, 2)
+    >>> opt = SGDSaI(model.parameters(), lr=0.1)
+    >>> model(torch.ones(3, 4)).square().sum().backward()
+    >>> opt.step()
+    >>> sorted(opt.gsnr(model).items())
+    [('bias', 1.0), ('weight', 1.0)]
+"""

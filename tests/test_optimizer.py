@@ -1,0 +1,342 @@
+"""The documented rules of SGDSaI: lazy measurement, degenerate tensors, state, resume, errors."""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+
+import pytest
+import torch
+from conftest import clone_params, make_params, run_steps, synthetic_grad
+from torch import nn
+
+from sgdsai import SGDSaI, gsnr
+
+IMPLS = [pytest.param(False, id="single"), pytest.param(True, id="foreach")]
+
+
+def lora_loss(a: nn.Parameter, b: nn.Parameter, w: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    return ((x @ w.T + (x @ a.T) @ b.T) - x.flip(1)).square().mean()
+
+
+@pytest.mark.parametrize("foreach", IMPLS)
+def test_lora_a_trains_when_b_starts_at_zero(foreach: bool, capsys) -> None:
+    """LoRA's first A gradient is exactly zero (B = 0): the released package freezes A for good."""
+    sgd_sai = pytest.importorskip("sgd_sai")
+    x, w = torch.randn(32, 8), torch.randn(8, 8)
+    a0 = torch.randn(2, 8)
+    finals = {}
+    for name, make in {
+        "ours": lambda ps: SGDSaI(ps, 0.1, foreach=foreach),
+        "official": lambda ps: sgd_sai.SGD_sai(ps, lr=1e-3),
+    }.items():
+        a, b = nn.Parameter(a0.clone()), nn.Parameter(torch.zeros(8, 2))
+        opt = make([a, b])
+        for _ in range(5):
+            opt.zero_grad()
+            lora_loss(a, b, w, x).backward()
+            opt.step()
+        finals[name] = (a.detach(), opt.state[a].get("gsnr"))
+    capsys.readouterr()
+    a_ours, scale = finals["ours"]
+    assert scale is not None and 0 < float(scale) <= 1
+    assert (a_ours - a0).abs().max() > 1e-4  # A moved along its gradient, not just decayed
+    a_official, official_scale = finals["official"]
+    assert float(official_scale) == 0.0  # the trap we avoid, still present upstream
+    torch.testing.assert_close(a_official, a0 * (1 - 1e-3 * 1e-2) ** 5)
+
+
+@pytest.mark.parametrize("foreach", IMPLS)
+def test_late_gradient_is_measured_against_the_stored_reference(foreach: bool) -> None:
+    params = make_params()
+    opt = SGDSaI(params, foreach=foreach)
+    late = params[0]
+
+    def grads(p, step, index):
+        return None if (index == 0 and step < 3) else synthetic_grad(p, step, index)
+
+    run_steps(opt, params, 3, grads)
+    assert "gsnr" not in opt.state[late] and "momentum_buffer" not in opt.state[late]
+    reference = opt.param_groups[0]["gsnr_max"]
+    before = late.detach().clone()
+    late.grad = synthetic_grad(late, 3, 0)
+    raw = gsnr.tensor_gsnr(late.grad)
+    for p in params[1:]:
+        p.grad = None
+    opt.step()
+    assert opt.param_groups[0]["gsnr_max"] == reference  # M is fixed at the first step
+    assert float(opt.state[late]["gsnr"]) == pytest.approx(min(raw / reference, 1.0), rel=1e-6)
+    assert not torch.equal(late, before)
+
+
+@pytest.mark.parametrize("foreach", IMPLS)
+def test_scalar_gets_unit_scale_and_leaves_others_unchanged(foreach: bool) -> None:
+    shapes = [(16, 8), (8,), ()]
+    with_scalar = make_params(shapes=shapes)
+    without = clone_params(with_scalar[:2])
+    opt_a, opt_b = SGDSaI(with_scalar, 0.1, foreach=foreach), SGDSaI(without, 0.1, foreach=foreach)
+    run_steps(opt_a, with_scalar, 1)
+    run_steps(opt_b, without, 1)
+    scalar = with_scalar[2]
+    assert float(opt_a.state[scalar]["gsnr"]) == 1.0
+    for p, q in zip(with_scalar[:2], without):
+        assert float(opt_a.state[p]["gsnr"]) == float(opt_b.state[q]["gsnr"])
+    # The scalar moved by lr * |g| (plus decay), not by |g| / eps as in the released package.
+    assert abs(scalar.item() - make_params(shapes=shapes)[2].item()) < 1.0
+
+
+def test_constant_gradient_never_takes_over_the_normalisation() -> None:
+    params = make_params(torch.float32, shapes=[(16, 8), (64,)])
+    opt = SGDSaI(params)
+    params[0].grad = torch.randn(16, 8)
+    params[1].grad = torch.full((64,), 0.1)  # constant: float32 std ~ 1e-9, raw g-SNR ~ 1e8
+    opt.step()
+    assert opt.param_groups[0]["gsnr_max"] == pytest.approx(gsnr.tensor_gsnr(params[0].grad))
+    assert float(opt.state[params[0]]["gsnr"]) == 1.0
+    assert float(opt.state[params[1]]["gsnr"]) == 1.0
+
+
+def test_raw_mode_gives_degenerate_tensors_the_reference() -> None:
+    params = make_params(shapes=[(16, 8), ()])
+    opt = SGDSaI(params, normalize=False)
+    run_steps(opt, params, 1)
+    reference = opt.param_groups[0]["gsnr_max"]
+    assert float(opt.state[params[0]]["gsnr"]) == pytest.approx(reference, rel=1e-6)
+    assert float(opt.state[params[1]]["gsnr"]) == pytest.approx(reference, rel=1e-6)
+
+
+@pytest.mark.parametrize("foreach", IMPLS)
+def test_nonfinite_first_gradient_is_deferred_not_stored(foreach: bool, caplog) -> None:
+    params = make_params(shapes=[(4, 3), (5,)])
+    opt = SGDSaI(params, foreach=foreach)
+    before = [p.detach().clone() for p in params]
+    params[0].grad = torch.full((4, 3), math.nan, dtype=torch.float64)
+    params[1].grad = synthetic_grad(params[1], 0, 1)
+    with caplog.at_level(logging.WARNING, logger="sgdsai"):
+        opt.step()
+    assert "non-finite" in caplog.text
+    assert "gsnr" not in opt.state[params[0]]
+    assert torch.equal(params[0], before[0])
+    params[0].grad = synthetic_grad(params[0], 1, 0)
+    opt.step()
+    assert math.isfinite(float(opt.state[params[0]]["gsnr"]))
+    assert torch.isfinite(params[0]).all()
+
+
+def test_bf16_parameters_get_float32_statistics() -> None:
+    p = nn.Parameter(torch.randn(64, 32).bfloat16())
+    opt = SGDSaI([p])
+    p.grad = (torch.randn(64, 32) + 0.5).bfloat16()
+    opt.step()
+    assert opt.state[p]["gsnr"].dtype == torch.float32
+    assert opt.state[p]["momentum_buffer"].dtype == torch.bfloat16
+    want = gsnr.measure(gsnr.stack_stats([p.grad.double()])[0], 1e-8)
+    assert opt.param_groups[0]["gsnr_max"] == pytest.approx(want.gsnr, rel=1e-5)
+
+
+@pytest.mark.parametrize("foreach", IMPLS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_resume_continues_bit_identically(foreach: bool, dtype: torch.dtype) -> None:
+    start = make_params(dtype)
+    straight, resumed = clone_params(start), clone_params(start)
+    opt = SGDSaI(straight, 0.05, foreach=foreach)
+    run_steps(opt, straight, 4)
+    buffer = io.BytesIO()
+    torch.save({"params": [p.detach() for p in straight], "opt": opt.state_dict()}, buffer)
+    run_steps_from(opt, straight, 4, 9)
+
+    buffer.seek(0)
+    checkpoint = torch.load(buffer, weights_only=True)
+    with torch.no_grad():
+        for p, saved in zip(resumed, checkpoint["params"]):
+            p.copy_(saved)
+    fresh = SGDSaI(resumed, 0.05, foreach=foreach)
+    fresh.load_state_dict(checkpoint["opt"])
+    for p, q in zip(straight, resumed):
+        assert fresh.state[q]["gsnr"].dtype == torch.float32
+        assert fresh.state[q]["gsnr"].device.type == "cpu"
+    run_steps_from(fresh, resumed, 4, 9)
+    for p, q in zip(straight, resumed):
+        assert torch.equal(p, q)
+        assert torch.equal(opt.state[p]["gsnr"], fresh.state[q]["gsnr"])
+        assert torch.equal(opt.state[p]["momentum_buffer"], fresh.state[q]["momentum_buffer"])
+
+
+def run_steps_from(opt, params, first: int, last: int) -> None:
+    for step in range(first, last):
+        for index, p in enumerate(params):
+            p.grad = synthetic_grad(p, step, index)
+        opt.step()
+
+
+def test_resume_never_measures_again() -> None:
+    params = make_params()
+    opt = SGDSaI(params)
+    run_steps(opt, params, 1)
+    saved = opt.state_dict()
+    fresh = SGDSaI(params)
+    fresh.load_state_dict(saved)
+    scales = fresh.gsnr()
+    for p in params:
+        p.grad = 100 * torch.randn_like(p) + 7  # very different statistics
+    fresh.step()
+    assert fresh.gsnr() == scales
+
+
+def test_closure_is_evaluated_once_per_step() -> None:
+    w = nn.Parameter(torch.randn(5, 3))
+    opt = SGDSaI([w])
+    calls = []
+
+    def closure():
+        calls.append(1)
+        opt.zero_grad()
+        loss = (w - 1).square().sum()
+        loss.backward()
+        return loss
+
+    for expected in (1, 2, 3):
+        assert torch.is_tensor(opt.step(closure))
+        assert len(calls) == expected
+
+
+@pytest.mark.parametrize("foreach", IMPLS)
+def test_maximize_ascends_and_leaves_grad_untouched(foreach: bool) -> None:
+    w = nn.Parameter(torch.randn(6, 4))
+    opt = SGDSaI([w], 0.1, weight_decay=0.0, maximize=True, foreach=foreach)
+    values = []
+    for _ in range(5):
+        opt.zero_grad()
+        objective = -(w - 2).square().sum()
+        objective.backward()
+        grad = w.grad.clone()
+        opt.step()
+        assert torch.equal(w.grad, grad)
+        values.append(objective.item())
+    assert values == sorted(values) and values[-1] > values[0]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lr": -1.0}, "Invalid lr value: -1.0"),
+        ({"momentum": 1.0}, "Invalid momentum value: 1.0"),
+        ({"momentum": -0.1}, "Invalid momentum value: -0.1"),
+        ({"weight_decay": -0.5}, "Invalid weight_decay value: -0.5"),
+        ({"eps": -1e-8}, "Invalid eps value: -1e-08"),
+    ],
+)
+def test_invalid_hyperparameters_raise_value_error(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SGDSaI([nn.Parameter(torch.ones(2))], **kwargs)
+
+
+def test_sparse_gradient_raises() -> None:
+    emb = nn.Embedding(10, 4, sparse=True)
+    opt = SGDSaI(emb.parameters())
+    emb(torch.tensor([1, 2])).sum().backward()
+    with pytest.raises(RuntimeError, match="sparse"):
+        opt.step()
+
+
+@pytest.mark.parametrize("foreach", IMPLS)
+def test_complex_parameters_match_their_real_view(foreach: bool) -> None:
+    z = nn.Parameter(torch.randn(5, 3, dtype=torch.complex128))
+    r = nn.Parameter(torch.view_as_real(z.detach()).clone())
+    opt_z, opt_r = SGDSaI([z], 0.1, foreach=foreach), SGDSaI([r], 0.1, foreach=foreach)
+    for step in range(4):
+        g = synthetic_grad(r, step, 0)
+        z.grad, r.grad = torch.view_as_complex(g.clone()), g
+        opt_z.step()
+        opt_r.step()
+    torch.testing.assert_close(torch.view_as_real(z.detach()), r.detach())
+    assert opt_z.state[z]["momentum_buffer"].is_complex()
+
+
+def test_add_param_group_later_shares_the_reference() -> None:
+    first, later = make_params(shapes=[(8, 4)]), make_params(shapes=[(6, 5)], seed=1)
+    opt = SGDSaI(first)
+    run_steps(opt, first, 2)
+    opt.add_param_group({"params": later, "lr": 0.5})
+    assert opt.param_groups[1]["gsnr_max"] == opt.param_groups[0]["gsnr_max"]
+    later[0].grad = synthetic_grad(later[0], 0, 0)
+    first[0].grad = None
+    opt.step()
+    raw = gsnr.tensor_gsnr(later[0].grad)
+    assert float(opt.state[later[0]]["gsnr"]) == pytest.approx(
+        min(raw / opt.param_groups[0]["gsnr_max"], 1.0), rel=1e-6
+    )
+
+
+def test_gsnr_table_uses_parameter_names() -> None:
+    model = nn.Sequential(nn.Linear(4, 3), nn.Linear(3, 2))
+    model(torch.randn(5, 4)).sum().backward()
+    named = SGDSaI(model.named_parameters())
+    named.step()
+    assert set(named.gsnr()) == {"0.weight", "0.bias", "1.weight", "1.bias"}
+    plain = SGDSaI(model.parameters())
+    plain.step()
+    assert plain.gsnr(model) == named.gsnr()
+    assert set(plain.gsnr()) == {"group0.param0", "group0.param1", "group0.param2", "group0.param3"}
+    assert max(named.gsnr().values()) == 1.0
+
+
+def test_momentum_zero_keeps_no_buffer() -> None:
+    params = make_params()
+    opt = SGDSaI(params, momentum=0.0)
+    run_steps(opt, params, 3)
+    assert all("momentum_buffer" not in opt.state[p] for p in params)
+
+
+@pytest.mark.parametrize("foreach", IMPLS)
+def test_steady_step_reads_nothing_from_the_device(foreach: bool) -> None:
+    """On the meta device any host read of a tensor's value raises, so a steady step that passes
+    here performs no device-to-host synchronisation on a real accelerator either."""
+    params = [torch.empty(s, device="meta", requires_grad=True) for s in [(5, 3), (), (7,)]]
+    opt = SGDSaI(params, foreach=foreach)
+    for p in params:
+        p.grad = torch.empty_like(p)
+        opt.state[p]["gsnr"] = torch.tensor(0.5)
+        opt.state[p]["momentum_buffer"] = torch.empty_like(p)
+    opt.step()
+    opt.step()
+    fresh = [torch.empty(3, device="meta", requires_grad=True)]
+    fresh[0].grad = torch.empty_like(fresh[0])
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        SGDSaI(fresh).step()  # the measuring step does read: the probe can fail
+
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.cuda
+@cuda
+@pytest.mark.parametrize("foreach", IMPLS)
+def test_cuda_steady_step_never_synchronises(foreach: bool) -> None:
+    params = [p.cuda().detach().requires_grad_() for p in make_params(torch.float32)]
+    opt = SGDSaI(params, foreach=foreach)
+    run_steps(opt, params, 1)
+    for p in params:
+        p.grad = torch.randn_like(p)
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        opt.step()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+@pytest.mark.cuda
+@cuda
+def test_cuda_foreach_peak_memory_is_bounded() -> None:
+    params = [torch.zeros(1 << 20, device="cuda", requires_grad=True) for _ in range(16)]
+    opt = SGDSaI(params, foreach=True)
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt.step()
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    opt.step()
+    extra = torch.cuda.max_memory_allocated() - base
+    assert extra <= 4 * sum(p.numel() for p in params)  # at most one fp32 temporary of all params
