@@ -1,0 +1,26 @@
+# `make demo` and `make test` each build or refresh .venv from the repo's own pins, then run.
+PYTHON ?= python3
+VENV := .venv
+PIP := $(VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt
+STAMP = $(VENV)/.installed-$(1)
+
+.PHONY: demo test venv clean
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+
+# Reinstall when the package metadata or the pins change.
+$(VENV)/.installed-%: pyproject.toml requirements/constraints.txt | $(VENV)/bin/python
+	$(PIP) torch==2.13.0
+	$(PIP) -e ".[$*]"
+	touch $@
+
+demo: $(call STAMP,demo)
+	$(VENV)/bin/sgdsai demo
+
+test: $(call STAMP,test)
+	$(VENV)/bin/python -m pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis
