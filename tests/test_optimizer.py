@@ -340,3 +340,12 @@ def test_cuda_foreach_peak_memory_is_bounded() -> None:
     opt.step()
     extra = torch.cuda.max_memory_allocated() - base
     assert extra <= 4 * sum(p.numel() for p in params)  # at most one fp32 temporary of all params
+
+
+def test_docstring_example_runs() -> None:
+    import doctest
+
+    import sgdsai.optimizer
+
+    result = doctest.testmod(sgdsai.optimizer)
+    assert result.attempted > 0 and result.failed == 0

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--context", type=int, default=128, help="tokens (bytes) per sequence")
     p.add_argument("--corpus-bytes", type=int, default=4_000_000, help="stdlib bytes to read")
-    p.add_argument("--sgdsai-lr", type=float, default=0.5)
+    p.add_argument("--sgdsai-lr", type=float, default=1.0)
     p.add_argument("--adamw-lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)
@@ -65,7 +65,7 @@ def build_optimizer(name: str, model: torch.nn.Module, lr: float) -> torch.optim
     from sgdsai import SGDSaI
 
     if name == "SGD-SaI":
-        return SGDSaI(model.named_parameters(), lr, momentum=0.9, weight_decay=1e-2)
+        return SGDSaI(model.named_parameters(), lr, momentum=0.9, weight_decay=1e-4)
     return torch.optim.AdamW(model.parameters(), lr, betas=(0.9, 0.95), weight_decay=0.1)
 
 

@@ -17,9 +17,9 @@ class SGDSaIReference(Optimizer):
     def __init__(
         self,
         params: ParamsT,
-        lr: float = 1e-2,
+        lr: float = 1.0,
         momentum: float = 0.9,
-        weight_decay: float = 1e-2,
+        weight_decay: float = 1e-4,
         eps: float = 1e-8,
         *,
         normalize: bool = True,
@@ -48,9 +48,10 @@ class SGDSaIReference(Optimizer):
             self.reference = max((v for v in first.values() if v is not None), default=1.0)
         for p, raw in first.items():
             if self.normalize:
-                self.state[p]["scale"] = 1.0 if raw is None else min(raw / self.reference, 1.0)
+                scale = 1.0 if raw is None else min(raw / self.reference, 1.0)
             else:
-                self.state[p]["scale"] = self.reference if raw is None else raw
+                scale = self.reference if raw is None else raw
+            self.state[p]["scale"] = float(torch.tensor(scale, dtype=torch.float32))  # stored as float32
 
         for group in self.param_groups:
             lr, mu, wd = group["lr"], group["momentum"], group["weight_decay"]
