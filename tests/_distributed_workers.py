@@ -188,6 +188,30 @@ def scenario_zero(rank: int, world: int, out: Path) -> dict:
     return record
 
 
+def stage_grad(rank: int, index: int, step: int) -> torch.Tensor:
+    """Pipeline-stage gradients: rank 1's first gradient is zero, so only rank 0 measures at step 0."""
+    gen = torch.Generator().manual_seed(10 * rank + index + 100 * step)
+    scale = 0.0 if rank == 1 and step == 0 else 1.0
+    return scale * (torch.randn(4 + 3 * index, generator=gen, dtype=torch.float64) + 0.2 * (rank + index))
+
+
+def scenario_stages(rank: int, world: int, out: Path) -> dict:
+    """Ranks owning different tensors (pipeline stages) share the reference through ``reference_group``."""
+    params = [torch.zeros(4 + 3 * index, dtype=torch.float64, requires_grad=True) for index in range(3)]
+    opt = SGDSaI(params, LR, reference_group=dist.group.WORLD)
+    record: dict[str, Any] = {"gsnr_max": [], "collectives": [], "scales": []}
+    for step in range(3):
+        for index, p in enumerate(params):
+            p.grad = stage_grad(rank, index, step)
+        counter: dict[str, int] = {}
+        with count_collectives(counter):
+            opt.step()
+        record["gsnr_max"].append(opt.param_groups[0]["gsnr_max"])
+        record["collectives"].append(sum(counter.values()))
+        record["scales"].append(list(opt.gsnr().values()))
+    return record
+
+
 def dtensor_cases(world: int) -> list[tuple[tuple[int, ...], tuple[str, ...]]]:
     """(shape, placements) of hand-made gradients: uneven and empty shards, replicas, partial sums,
     two shardings of one dimension; a 1-D mesh on 2 ranks, 2x2 on 4."""
