@@ -91,7 +91,14 @@ def fsdp2_model(world: int) -> nn.Module:
 
 
 def train(
-    model: nn.Module, opt: Any, rank: int, world: int, steps: range, record: dict, forward: Any = None, **kw: Any
+    model: nn.Module,
+    opt: Any,
+    rank: int,
+    world: int,
+    steps: range,
+    record: dict,
+    forward: Any = None,
+    **kw: Any,
 ) -> None:
     """Train on the ranks' slices of the global batch, recording collectives made by ``step``."""
     per_step = []
@@ -259,13 +266,15 @@ def entry(rank: int, world: int, scenarios: list[str], out: str) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)
     path = Path(out)
-    dist.init_process_group("gloo", init_method=f"file://{path / f'store-{world}'}", rank=rank, world_size=world)
+    dist.init_process_group(
+        "gloo", init_method=f"file://{path / f'store-{world}'}", rank=rank, world_size=world
+    )
     records = {}
     try:
         for name in scenarios:
             try:
                 records[name] = globals()[f"scenario_{name}"](rank, world, path)
-            except Exception:  # reported to the parent, which fails the scenario's tests
+            except Exception:  # noqa: BLE001 (reported to the parent, which fails the tests)
                 records[name] = {"error": traceback.format_exc()}
             dist.barrier()
     finally:

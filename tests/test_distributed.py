@@ -7,12 +7,11 @@ trained in this process on the whole batch, and ``gsnr.stack_stats`` of whole gr
 
 from __future__ import annotations
 
-
+import _distributed_workers as workers
 import pytest
 import torch
 import torch.distributed as dist
 
-import _distributed_workers as workers
 from sgdsai import SGDSaI, gsnr
 from sgdsai.distributed import check_params, grad_stats, reference
 
@@ -28,7 +27,9 @@ def records(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[int, str], l
     out = tmp_path_factory.mktemp("dist")
     result = {}
     for world, scenarios in WORLDS.items():
-        mp.start_processes(workers.entry, args=(world, scenarios, str(out)), nprocs=world, start_method="spawn")
+        mp.start_processes(
+            workers.entry, args=(world, scenarios, str(out)), nprocs=world, start_method="spawn"
+        )
         ranks = [torch.load(out / f"records-{world}-{r}.pt", weights_only=False) for r in range(world)]
         for name in scenarios:
             result[world, name] = [rank[name] for rank in ranks]
@@ -60,8 +61,8 @@ def single() -> dict:
 
 def assert_params_close(got: dict, want: dict, rtol: float = 1e-10) -> None:
     assert got.keys() == want.keys()
-    for name in want:
-        torch.testing.assert_close(got[name], want[name], rtol=rtol, atol=1e-12, msg=name)
+    for name, value in want.items():
+        torch.testing.assert_close(got[name], value, rtol=rtol, atol=1e-12, msg=name)
 
 
 @pytest.mark.parametrize("world", [2, 4])
@@ -130,7 +131,9 @@ def test_reference_group_shares_the_first_measuring_steps_maximum_across_stages(
     ranks = get(records, 2, "stages")
     maximum = max(gsnr.tensor_gsnr(workers.stage_grad(0, index, 0)) for index in range(3))
     for rank in ranks:
-        assert rank["gsnr_max"] == [pytest.approx(maximum, rel=1e-12)] * 3  # rank 1 measured nothing at step 0
+        assert (
+            rank["gsnr_max"] == [pytest.approx(maximum, rel=1e-12)] * 3
+        )  # rank 1 measured nothing at step 0
         assert rank["collectives"] == [1, 0, 0]  # one all_reduce, then steady
     late = [gsnr.tensor_gsnr(workers.stage_grad(1, index, 1)) for index in range(3)]
     assert ranks[1]["scales"][1] == pytest.approx([min(g / maximum, 1.0) for g in late], rel=1e-6)

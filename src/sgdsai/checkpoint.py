@@ -26,7 +26,12 @@ STATE_KEYS = ("momentum_buffer", "gsnr")
 
 
 def optimizer_state_dict_to_load(
-    model: nn.Module, optimizer: torch.optim.Optimizer, metadata: Any, *, key: str = "optim", options: Any = None
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    metadata: Any,
+    *,
+    key: str = "optim",
+    options: Any = None,
 ) -> dict[str, Any]:
     """``get_optimizer_state_dict(model, optimizer)`` plus every state entry ``metadata`` holds.
 
@@ -44,7 +49,7 @@ def optimizer_state_dict_to_load(
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
     saved = metadata.state_dict_metadata
-    state_dict = get_optimizer_state_dict(model, optimizer, options=options)
+    state_dict: dict[str, Any] = dict(get_optimizer_state_dict(model, optimizer, options=options))
     for saved_group, group in zip(state_dict["param_groups"], optimizer.param_groups):
         for fqn, param in zip(saved_group["params"], group["params"]):  # same order, by construction
             entries = state_dict["state"].setdefault(fqn, {})

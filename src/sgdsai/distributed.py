@@ -63,7 +63,7 @@ def grad_stats(grads: Sequence[Tensor]) -> list[GradStats]:
     by_mesh: dict[Any, list[int]] = {}
     for i, g in enumerate(grads):
         if _is_dtensor(g):
-            by_mesh.setdefault(g.device_mesh, []).append(i)
+            by_mesh.setdefault(g.device_mesh, []).append(i)  # type: ignore[attr-defined]
     for mesh, indices in by_mesh.items():
         for i, s in zip(indices, _dtensor_stats(mesh, [grads[i] for i in indices])):
             stats[i] = s
