@@ -9,7 +9,8 @@ fresh optimizer's template by taking one step on zero gradients. SGD-SaI rightly
 from a zero gradient, so that template has no state, DCP would read none, and the resumed run would
 measure every tensor again on new gradients. :func:`optimizer_state_dict_to_load` builds the
 template from the checkpoint's own list of entries instead: exactly the tensors that were saved,
-shaped and placed like the parameters of *this* run, whatever its world size.
+shaped and placed like the parameters of *this* run, whatever its world size. A tensor that was
+still unmeasured when saving keeps an empty entry: strict ``set_optimizer_state_dict`` needs one.
 """
 
 from __future__ import annotations
