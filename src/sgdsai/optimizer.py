@@ -63,6 +63,7 @@ class SGDSaI(Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.__dict__.setdefault("reference_group", None)
         for group in self.param_groups:
             for name, default in self.defaults.items():
                 group.setdefault(name, default)
@@ -103,7 +104,7 @@ class SGDSaI(Optimizer):
             if p.grad is not None and "gsnr" not in self.state[p]
         ]
         reference = self._gsnr_max()
-        group_pending = reference is None and getattr(self, "reference_group", None) is not None
+        group_pending = reference is None and self.reference_group is not None
         if not new and not group_pending:
             return
         for _, p in new:
@@ -113,7 +114,7 @@ class SGDSaI(Optimizer):
         if reference is None:
             regular = [r.gsnr for r in results if r.gsnr is not None]
             measured = not all(r.deferred for r in results)
-            reference = distributed.reference(regular, measured, getattr(self, "reference_group", None))
+            reference = distributed.reference(regular, measured, self.reference_group)
             for group in self.param_groups:
                 group["gsnr_max"] = reference
         for (group, p), result in zip(new, results):
