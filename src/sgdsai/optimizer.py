@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.optimizer import ParamsT
 
-from sgdsai import gsnr
+from sgdsai import distributed, gsnr
 from sgdsai.functional import sgdsai
 
 __all__ = ["SGDSaI"]
@@ -33,6 +33,7 @@ class SGDSaI(Optimizer):
         unbiased: bool = False,
         maximize: bool = False,
         foreach: bool | None = None,
+        reference_group: Any = None,
     ) -> None:
         _check("lr", lr, lr >= 0.0)
         _check("momentum", momentum, 0.0 <= momentum < 1.0)
@@ -50,16 +51,19 @@ class SGDSaI(Optimizer):
             gsnr_max=None,
         )
         super().__init__(params, defaults)
+        self.reference_group = reference_group  # a ProcessGroup cannot be saved: not a group key
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group; its tensors are measured at their first usable gradient, against the
         reference g-SNR the optimizer already holds."""
         reference = self._gsnr_max()
         super().add_param_group(param_group)
+        distributed.check_params(self.param_groups[-1]["params"])
         self.param_groups[-1]["gsnr_max"] = reference
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        self.__dict__.setdefault("reference_group", None)
         for group in self.param_groups:
             for name, default in self.defaults.items():
                 group.setdefault(name, default)
@@ -99,16 +103,18 @@ class SGDSaI(Optimizer):
             for p in group["params"]
             if p.grad is not None and "gsnr" not in self.state[p]
         ]
-        if not new:
+        reference = self._gsnr_max()
+        group_pending = reference is None and self.reference_group is not None
+        if not new and not group_pending:
             return
         for _, p in new:
             _check_dense(p.grad)
-        stats = gsnr.stack_stats([p.grad for _, p in new])
+        stats = distributed.grad_stats([p.grad for _, p in new])
         results = [gsnr.measure(s, group["eps"], group["unbiased"]) for (group, _), s in zip(new, stats)]
-        reference = self._gsnr_max()
-        if reference is None and not all(r.deferred for r in results):
+        if reference is None:
             regular = [r.gsnr for r in results if r.gsnr is not None]
-            reference = max(regular, default=1.0)
+            measured = not all(r.deferred for r in results)
+            reference = distributed.reference(regular, measured, self.reference_group)
             for group in self.param_groups:
                 group["gsnr_max"] = reference
         for (group, p), result in zip(new, results):
@@ -241,6 +247,13 @@ Args:
     maximize: maximize the objective instead of minimizing it; ``.grad`` is never modified.
     foreach: use the multi-tensor (``torch._foreach_*``) implementation; ``None`` picks it for
         CUDA tensors and the single-tensor loop otherwise, as :mod:`torch.optim` does.
+    reference_group: a ``torch.distributed`` process group over whose ranks the reference
+        :math:`M` is maximised (one ``all_reduce`` at the first measuring step, which every rank of
+        the group must take together). Give it when ranks own different tensors: ZeRO (see
+        :func:`sgdsai.distributed.zero_redundancy_sgdsai`), pipeline stages, any manual split.
+        ``None`` (default): this process's tensors only, right for one process, DDP and FSDP2.
+        DTensor gradients (FSDP2, tensor parallel) are always measured whole, whatever this is;
+        see :mod:`sgdsai.distributed`.
 
 State:
     ``state[p]["momentum_buffer"]`` (the parameter's dtype; absent when ``momentum=0``) and
