@@ -17,7 +17,9 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import types
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -69,11 +71,11 @@ def _quiet(opt: torch.optim.Optimizer) -> torch.optim.Optimizer:
     """Wrap ``opt.step`` so that what a third-party optimizer prints goes to the debug log."""
     step = opt.step
 
-    def quiet_step(*args, **kwargs):
+    def quiet_step(self, *args, **kwargs):
         with _QuietStdout():
             return step(*args, **kwargs)
 
-    opt.step = quiet_step  # type: ignore[method-assign]
+    opt.step = types.MethodType(quiet_step, opt)  # type: ignore[method-assign]  # a bound method, as LR schedulers need
     return opt
 
 
@@ -121,17 +123,25 @@ def _prodigy(named, lr, weight_decay, info):
     return Prodigy(_strip_names(decay_groups(named, weight_decay)), lr, betas=(0.9, 0.95))
 
 
-#: name -> (factory, pip package it needs or None, one-line description)
-OPTIMIZERS: dict[str, tuple[Factory, str | None, str]] = {
-    "sgdsai": (_sgdsai(True, False), None, "SGD-SaI, paper mode (population std, max-normalised scales)"),
-    "sgdsai-official": (_sgdsai(False, True), None, "SGD-SaI, released-code mode (unbiased std, raw g-SNR)"),
-    "sgd-sai-pkg": (_official_package, "sgd-sai", "the released sgd-sai 1.0.3 package itself"),
-    "adamw": (_adamw, None, "torch.optim.AdamW, betas (0.9, 0.95)"),
-    "sgdm": (_sgd(False), None, "torch.optim.SGD, momentum 0.9"),
-    "nesterov": (_sgd(True), None, "torch.optim.SGD, Nesterov momentum 0.9"),
-    "adam-mini": (_adam_mini, "adam-mini", "Adam-mini 1.1.1, betas (0.9, 0.95)"),
-    "prodigy": (_prodigy, "prodigyopt", "Prodigy 1.1.2 (lr is a multiplier, 1.0 by default)"),
-}
+@dataclass(frozen=True)
+class Spec:
+    factory: Factory
+    package: str | None  #: the pip package it needs, if any
+    description: str
+    lr: float  #: default learning rate (a starting point for sweeps, not a tuned value)
+    weight_decay: float  #: default decoupled weight decay
+
+
+OPTIMIZERS: dict[str, Spec] = {
+    "sgdsai": Spec(_sgdsai(True, False), None, "SGD-SaI, paper mode (population std, max-normalised)", 0.1, 1e-2),
+    "sgdsai-official": Spec(_sgdsai(False, True), None, "SGD-SaI, released-code mode (unbiased std, raw g-SNR)", 1e-3, 1e-2),
+    "sgd-sai-pkg": Spec(_official_package, "sgd-sai", "the released sgd-sai 1.0.3 package itself", 1e-3, 1e-2),
+    "adamw": Spec(_adamw, None, "torch.optim.AdamW, betas (0.9, 0.95)", 1e-3, 0.1),
+    "sgdm": Spec(_sgd(False), None, "torch.optim.SGD, momentum 0.9", 0.1, 1e-4),
+    "nesterov": Spec(_sgd(True), None, "torch.optim.SGD, Nesterov momentum 0.9", 0.1, 1e-4),
+    "adam-mini": Spec(_adam_mini, "adam-mini", "Adam-mini 1.1.1, betas (0.9, 0.95)", 1e-3, 0.1),
+    "prodigy": Spec(_prodigy, "prodigyopt", "Prodigy 1.1.2 (lr is a multiplier of its estimate)", 1.0, 0.1),
+}  # fmt: skip
 
 
 def build_optimizer(
@@ -141,7 +151,7 @@ def build_optimizer(
     if name not in OPTIMIZERS:
         raise KeyError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}")
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    return OPTIMIZERS[name][0](named, lr, weight_decay, info or {})
+    return OPTIMIZERS[name].factory(named, lr, weight_decay, info or {})
 
 
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:
