@@ -27,7 +27,7 @@ PRESETS: dict[str, dict] = {
         "size": "tiny",
         "steps": 150,
         "seeds": [0],
-        "lrs": {"sgdsai": [0.03, 0.1, 0.3], "adamw": [1e-3, 3e-3, 1e-2]},
+        "lrs": {"sgdsai": [0.1, 0.3, 1.0], "adamw": [1e-3, 3e-3, 1e-2]},
     },
 }
 
