@@ -38,3 +38,13 @@ def test_digits_are_standardised_with_ten_classes() -> None:
     assert x.shape == (1797, 1, 8, 8) and y.shape == (1797,)
     assert abs(float(x.mean())) < 1e-5 and abs(float(x.std()) - 1) < 1e-5
     assert sorted(y.unique().tolist()) == list(range(10))
+
+
+def test_stdlib_split_holds_out_whole_files_from_the_same_bytes() -> None:
+    train, val = data.stdlib_split(300_000, every=4)
+    whole = data.stdlib_bytes(300_000)
+    assert len(train) + len(val) == len(whole) == 300_000
+    assert 0 < len(val) < len(train)
+    assert torch.equal(train.bincount(minlength=256) + val.bincount(minlength=256), whole.bincount(minlength=256))
+    start = sum(len(f) for f in data._stdlib_files(300_000)[:3])  # the first held-out file is the fourth
+    assert torch.equal(val[:50], whole[start : start + 50])

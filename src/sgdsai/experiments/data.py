@@ -41,20 +41,39 @@ def cache_dir() -> Path:
     return Path(os.environ.get("SGDSAI_DATA", Path.home() / ".cache" / "sgdsai"))
 
 
-def stdlib_bytes(limit: int) -> torch.Tensor:
-    """The first ``limit`` bytes of the stdlib's ``*.py`` files (tests and site-packages excluded),
-    in sorted path order, as int64 token ids in ``[0, 256)``."""
+def _stdlib_files(limit: int) -> list[bytes]:
+    """The stdlib's ``*.py`` files (tests and site-packages excluded) in sorted path order, up to
+    ``limit`` bytes in all (the last file cut)."""
     root = Path(sysconfig.get_paths()["stdlib"])
     chunks, total = [], 0
     for path in sorted(root.rglob("*.py")):
-        rel = path.relative_to(root).parts
-        if "test" in rel[0] or "site-packages" in path.parts:
+        if "test" in path.relative_to(root).parts[0] or "site-packages" in path.parts:
             continue
-        chunks.append(path.read_bytes())
+        chunks.append(path.read_bytes()[: limit - total])
         total += len(chunks[-1])
         if total >= limit:
             break
-    return torch.frombuffer(bytearray(b"".join(chunks)[:limit]), dtype=torch.uint8).long()
+    return chunks
+
+
+def _as_tokens(chunks: list[bytes]) -> torch.Tensor:
+    return torch.frombuffer(bytearray(b"".join(chunks)), dtype=torch.uint8).long()
+
+
+def stdlib_bytes(limit: int) -> torch.Tensor:
+    """The first ``limit`` bytes of the stdlib's source as int64 token ids in ``[0, 256)``."""
+    return _as_tokens(_stdlib_files(limit))
+
+
+def stdlib_split(limit: int, every: int = 10) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(train, val)`` token ids from the first ``limit`` bytes, split by file: every
+    ``every``-th file is held out, so both halves mix all packages (a positional split would
+    hold out only ``encodings/``' codec tables)."""
+    files = _stdlib_files(limit)
+    return (
+        _as_tokens([f for i, f in enumerate(files) if i % every != every - 1]),
+        _as_tokens([f for i, f in enumerate(files) if i % every == every - 1]),
+    )
 
 
 def digits() -> tuple[torch.Tensor, torch.Tensor]:

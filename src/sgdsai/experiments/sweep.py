@@ -84,6 +84,8 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
 
     if args.preset:
         preset = PRESETS[args.preset]
+        if args.task != preset["task"]:
+            raise SystemExit(f"preset {args.preset!r} is for task {preset['task']!r}, not {args.task!r}")
         optimizers = list(preset["lrs"])
         base = config_from_args(args, task=preset["task"], data=preset["data"], size=preset["size"],
                                 steps=preset["steps"], preset=args.preset, optimizer="", lr=0.0,

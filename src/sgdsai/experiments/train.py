@@ -37,6 +37,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_RECORDS = Path("experiments/records")
 DEFAULT_DATA = {"gpt2": "stdlib", "vit": "digits"}
 SCHEMA = 1
+#: Bumped whenever a task's data or model definition changes, so older records get other run ids
+#: and a sweep does not take them for current ones. 2: stdlib split by file, not by position.
+TASK_REVISION = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,7 +67,8 @@ class RunConfig:
     def run_id(self) -> str:
         """Readable prefix plus a hash of every field: equal ids mean equal runs."""
         c = self.resolved()
-        digest = hashlib.sha256(json.dumps(dataclasses.asdict(c), sort_keys=True).encode()).hexdigest()[:8]
+        key = json.dumps({**dataclasses.asdict(c), "task_revision": TASK_REVISION}, sort_keys=True)
+        digest = hashlib.sha256(key.encode()).hexdigest()[:8]
         return f"{c.task}-{c.data}-{c.size}-{c.optimizer}-lr{c.lr:g}-wd{c.weight_decay:g}-s{c.seed}-{digest}"
 
 
@@ -142,6 +146,7 @@ def run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
     scales = opt.gsnr(model) if isinstance(opt, SGDSaI) else None
     return {
         "schema": SCHEMA,
+        "task_revision": TASK_REVISION,
         "run_id": config.run_id,
         "preset": config.preset,
         "config": dataclasses.asdict(config),

@@ -1,7 +1,8 @@
 """Causal language modelling with a small GPT-2 (``GPT2LMHeadModel``) on bytes (vocabulary 256).
 
-Data: ``stdlib`` (the installed standard library's source, 4 MB) or ``synthetic`` (20k tokens of
-a random first-order Markov chain over 16 symbols: learnable, no files). The last 10% is held out.
+Data: ``stdlib`` (the installed standard library's source, 4 MB, every 10th file held out) or
+``synthetic`` (20k tokens of a random first-order Markov chain over 16 symbols: learnable, no
+files; the last 10% held out).
 """
 
 from __future__ import annotations
@@ -41,13 +42,12 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
     n_embd, n_layer, n_head, context = SIZES[size]
     batch_size = batch_size or 16
     if data == "stdlib":
-        tokens = datasets.stdlib_bytes(4_000_000)
+        train, val = datasets.stdlib_split(4_000_000)
     elif data == "synthetic":
         tokens = markov_tokens(20_000)
+        train, val = tokens[:18_000], tokens[18_000:]
     else:
         raise ValueError(f"gpt2 data must be 'stdlib' or 'synthetic', not {data!r}")
-    split = int(0.9 * len(tokens))
-    train, val = tokens[:split], tokens[split:]
 
     def windows(source: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
         return torch.stack([source[s : s + context] for s in starts.tolist()])
