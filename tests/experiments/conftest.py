@@ -5,4 +5,6 @@ from __future__ import annotations
 import pytest
 
 for _module in ("transformers", "tqdm", "matplotlib"):
-    pytest.importorskip(_module, reason="install the 'experiments' extra: pip install -e '.[test,experiments]'")
+    pytest.importorskip(
+        _module, reason="install the 'experiments' extra: pip install -e '.[test,experiments]'"
+    )

@@ -45,6 +45,8 @@ def test_stdlib_split_holds_out_whole_files_from_the_same_bytes() -> None:
     whole = data.stdlib_bytes(300_000)
     assert len(train) + len(val) == len(whole) == 300_000
     assert 0 < len(val) < len(train)
-    assert torch.equal(train.bincount(minlength=256) + val.bincount(minlength=256), whole.bincount(minlength=256))
+    assert torch.equal(
+        train.bincount(minlength=256) + val.bincount(minlength=256), whole.bincount(minlength=256)
+    )
     start = sum(len(f) for f in data._stdlib_files(300_000)[:3])  # the first held-out file is the fourth
     assert torch.equal(val[:50], whole[start : start + 50])

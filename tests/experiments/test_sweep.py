@@ -35,6 +35,8 @@ def test_sweep_resumes_without_redoing_finished_runs(tmp_path, monkeypatch) -> N
     killed = configs[1]
     record_path(killed, tmp_path).unlink()  # a run cut off before its atomic write left no record
     trained = []
-    monkeypatch.setattr(sweep, "run", lambda config, device: trained.append(config) or {"run_id": config.run_id})
+    monkeypatch.setattr(
+        sweep, "run", lambda config, device: trained.append(config) or {"run_id": config.run_id}
+    )
     assert sweep.run_sweep(configs, tmp_path) == (1, 2)
     assert trained == [killed]

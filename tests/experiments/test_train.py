@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 
@@ -48,7 +49,7 @@ def test_lr_schedule_warms_up_linearly_then_decays_by_cosine_to_the_floor() -> N
     assert factors[10] == pytest.approx(1.0)
     assert factors[55] == pytest.approx(0.55)  # half way through the cosine: (1 + r) / 2
     assert factors[100] == pytest.approx(0.1)
-    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+    assert all(a >= b for a, b in itertools.pairwise(factors[10:]))
 
 
 @pytest.mark.parametrize("task", ["gpt2", "vit"])
@@ -69,5 +70,7 @@ def test_run_id_changes_with_every_field() -> None:
     assert set(changed) == {f.name for f in dataclasses.fields(RunConfig)} - {"task"}
     ids = {dataclasses.replace(base, **{k: v}).run_id for k, v in changed.items()}
     assert len(ids) == len(changed) and base.run_id not in ids
-    assert RunConfig("gpt2", "sgdsai", 0.1, 0.01, 10).run_id == RunConfig(
-        "gpt2", "sgdsai", 0.1, 0.01, 10, data="stdlib").run_id  # the default dataset is resolved
+    assert (
+        RunConfig("gpt2", "sgdsai", 0.1, 0.01, 10).run_id
+        == RunConfig("gpt2", "sgdsai", 0.1, 0.01, 10, data="stdlib").run_id
+    )  # the default dataset is resolved

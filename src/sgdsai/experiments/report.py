@@ -98,9 +98,11 @@ def render(records: list[dict[str, Any]], out: Path) -> Path:
         adamw_state = best["adamw"]["state_bytes"] if "adamw" in best else None
         lines += [
             f"## {first['task_description']}, {steps} steps (preset `{preset or '-'}`)", "",
-            f"Machine: {first['machine']['platform']}, {first['machine']['torch_threads']} threads, "
-            f"device {first['machine']['device']}; git {str(first['git']['sha'])[:10]}; "
-            f"torch {first['versions'].get('torch')}.", "",
+            (
+                f"Machine: {first['machine']['platform']}, {first['machine']['torch_threads']} threads, "
+                f"device {first['machine']['device']}; git {str(first['git']['sha'])[:10]}; "
+                f"torch {first['versions'].get('torch')}."
+            ), "",
             "### Best configuration per optimizer (lowest mean validation loss)", "",
             "| optimizer | lr | wd | seeds | val loss | train loss | val acc | state | state vs AdamW | step (median) |",
             "|---|---|---|---|---|---|---|---|---|---|",
@@ -143,7 +145,9 @@ def _gsnr_table(best: dict[str, dict[str, Any]]) -> list[str]:
         vs = [v for v in values if v is not None]
         if len(vs) < 2:
             continue
-        lines.append(f"| `{name}` | {vs[0]:.1f} | {vs[-1]:.1f} | {vs[-1] / vs[0]:.3f} | {min(vs) / max(vs):.3f} |")
+        lines.append(
+            f"| `{name}` | {vs[0]:.1f} | {vs[-1]:.1f} | {vs[-1] / vs[0]:.3f} | {min(vs) / max(vs):.3f} |"
+        )
     return lines
 
 
@@ -163,10 +167,14 @@ def _plots(rows: list[dict[str, Any]], best: dict[str, dict[str, Any]], out: Pat
     names.append(_save(fig, out, f"{slug}-loss.png"))
     fig, ax = plt.subplots(figsize=(6, 4))
     for opt in sorted({r["optimizer"] for r in rows}):
-        pts = [(r["lr"], r["val_loss"]) for r in rows if r["optimizer"] == opt and math.isfinite(r["val_loss"])]
+        pts = [
+            (r["lr"], r["val_loss"]) for r in rows if r["optimizer"] == opt and math.isfinite(r["val_loss"])
+        ]
         if pts:
             ax.plot(*zip(*sorted(pts)), marker="o", label=opt)
-    ax.set(xscale="log", xlabel="peak learning rate", ylabel="validation loss", title=f"{slug}: lr sensitivity")
+    ax.set(
+        xscale="log", xlabel="peak learning rate", ylabel="validation loss", title=f"{slug}: lr sensitivity"
+    )
     ax.legend()
     names.append(_save(fig, out, f"{slug}-lr.png"))
     row = best.get("sgdsai") or best.get("sgdsai-official")

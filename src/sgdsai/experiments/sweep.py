@@ -70,7 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("sweep", help="resumable grid of train runs (lr x wd x seeds)")
     add_run_arguments(p)
-    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="a named grid (overrides grid options)")
+    p.add_argument(
+        "--preset", choices=sorted(PRESETS), default=None, help="a named grid (overrides grid options)"
+    )
     p.add_argument("--optimizers", nargs="+", default=["sgdsai", "adamw"])
     p.add_argument("--lrs", nargs="+", type=float, default=None, help="default: each optimizer's default lr")
     p.add_argument("--weight-decays", nargs="+", type=float, default=None, help="default: each optimizer's")

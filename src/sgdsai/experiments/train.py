@@ -202,7 +202,9 @@ def _versions(package: str | None) -> dict[str, str | None]:
 def _git() -> dict[str, Any]:
     root = Path(__file__).resolve().parent
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        )
         status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
                                 capture_output=True, text=True, check=True)  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
@@ -226,7 +228,9 @@ def _machine(device: str) -> dict[str, Any]:
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by ``train`` and ``sweep``."""
     p.add_argument("task", choices=sorted(DEFAULT_DATA))
-    p.add_argument("--data", default="", help="dataset (gpt2: stdlib|synthetic; vit: digits|fashion-mnist|synthetic)")
+    p.add_argument(
+        "--data", default="", help="dataset (gpt2: stdlib|synthetic; vit: digits|fashion-mnist|synthetic)"
+    )
     p.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=None)

@@ -56,7 +56,9 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         return windows(train, sample_rows(len(train) - context, batch_size, seed, step))
 
     val_batches = [
-        windows(val, torch.randint(len(val) - context, (batch_size,), generator=step_generator(10_000 + i, 0)))
+        windows(
+            val, torch.randint(len(val) - context, (batch_size,), generator=step_generator(10_000 + i, 0))
+        )
         for i in range(EVAL_BATCHES)
     ]
 
