@@ -11,7 +11,13 @@ import importlib
 import logging
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES = ("sgdsai.demo",)
+SUBCOMMAND_MODULES = (
+    "sgdsai.demo",
+    "sgdsai.experiments.data",
+    "sgdsai.experiments.train",
+    "sgdsai.experiments.sweep",
+    "sgdsai.experiments.report",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,45 @@
+"""Training tasks: a model, a deterministic batch stream, a loss and an evaluation.
+
+Each task module defines ``build(data, size, seed, batch_size) -> Task`` and supports
+``data="synthetic"``, a tiny generated dataset that needs no files, for tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+#: task name -> module that builds it
+TASKS = {"gpt2": "sgdsai.experiments.tasks.gpt2", "vit": "sgdsai.experiments.tasks.vit"}
+
+
+@dataclass
+class Task:
+    model: nn.Module
+    batch: Callable[[int], Any]  #: step -> batch; the same for every optimizer given the seed
+    loss: Callable[[nn.Module, Any], Tensor]
+    evaluate: Callable[[nn.Module], dict[str, float]]
+    traced: list[str]  #: parameter names whose g-SNR is traced during training
+    info: dict[str, Any] = field(default_factory=dict)  #: model facts some optimizers need
+    description: str = ""
+
+
+def build_task(name: str, data: str, size: str, seed: int, batch_size: int | None = None) -> Task:
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
+    return importlib.import_module(TASKS[name]).build(data, size, seed, batch_size)
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """A generator for step ``step`` of a run with ``seed``: batches can be drawn in any order."""
+    return torch.Generator().manual_seed(1_000_003 * seed + step)
+
+
+def sample_rows(n: int, batch: int, seed: int, step: int) -> Tensor:
+    """``batch`` indices in ``[0, n)`` drawn with replacement for one step."""
+    return torch.randint(n, (batch,), generator=step_generator(seed, step))

@@ -1,0 +1,101 @@
+"""Causal language modelling with a small GPT-2 (``GPT2LMHeadModel``) on bytes (vocabulary 256).
+
+Data: ``stdlib`` (the installed standard library's source, 4 MB, every 10th file held out) or
+``synthetic`` (20k tokens of a random first-order Markov chain over 16 symbols: learnable, no
+files; the last 10% held out).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from sgdsai.experiments.tasks import Task, sample_rows, step_generator
+
+SIZES = {  # n_embd, n_layer, n_head, context
+    "tiny": (32, 1, 2, 32),
+    "small": (128, 2, 4, 128),
+    "base": (256, 4, 4, 128),
+}
+EVAL_BATCHES = 8
+
+
+def markov_tokens(n: int, symbols: int = 16, seed: int = 0) -> torch.Tensor:
+    """``n`` tokens of a first-order Markov chain with sparse random transitions (entropy ~1 nat)."""
+    gen = torch.Generator().manual_seed(seed)
+    logits = 3.0 * torch.randn(symbols, symbols, generator=gen)
+    probs = logits.softmax(-1)
+    uniform = torch.rand(n, generator=gen)
+    cumulative = probs.cumsum(-1)
+    out = torch.empty(n, dtype=torch.long)
+    state = 0
+    for i in range(n):
+        state = min(int(torch.searchsorted(cumulative[state], uniform[i])), symbols - 1)
+        out[i] = state
+    return out
+
+
+def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Task:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from sgdsai.experiments import data as datasets
+
+    n_embd, n_layer, n_head, context = SIZES[size]
+    batch_size = batch_size or 16
+    if data == "stdlib":
+        train, val = datasets.stdlib_split(4_000_000)
+    elif data == "synthetic":
+        tokens = markov_tokens(20_000)
+        train, val = tokens[:18_000], tokens[18_000:]
+    else:
+        raise ValueError(f"gpt2 data must be 'stdlib' or 'synthetic', not {data!r}")
+
+    def windows(source: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
+        return torch.stack([source[s : s + context] for s in starts.tolist()])
+
+    def batch(step: int) -> torch.Tensor:
+        return windows(train, sample_rows(len(train) - context, batch_size, seed, step))
+
+    val_batches = [
+        windows(
+            val, torch.randint(len(val) - context, (batch_size,), generator=step_generator(10_000 + i, 0))
+        )
+        for i in range(EVAL_BATCHES)
+    ]
+
+    def loss(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return model(input_ids=x, labels=x).loss
+
+    @torch.no_grad()
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        was_training = model.training
+        model.eval()
+        value = sum(loss(model, x).item() for x in val_batches) / len(val_batches)
+        model.train(was_training)
+        return {"val_loss": value}
+
+    torch.manual_seed(seed)
+    config = GPT2Config(
+        vocab_size=256, n_positions=context, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
+    )  # fmt: skip
+    model = GPT2LMHeadModel(config)
+    last = n_layer - 1
+    return Task(
+        model=model,
+        batch=batch,
+        loss=loss,
+        evaluate=evaluate,
+        traced=[
+            "transformer.wte.weight",
+            "transformer.h.0.attn.c_attn.weight",
+            f"transformer.h.{last}.mlp.c_proj.weight",
+            "transformer.h.0.ln_1.weight",
+            "transformer.h.0.mlp.c_fc.bias",
+        ],
+        info={
+            "dim": n_embd,
+            "n_heads": n_head,
+            "adam_mini": {"wqk_names": ["c_attn"], "attn_proj_names": ["attn.c_proj"]},
+        },
+        description=f"GPT-2 {size} ({n_layer}x{n_embd}, ctx {context}) on {data} bytes, batch {batch_size}",
+    )

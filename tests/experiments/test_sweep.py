@@ -1,0 +1,42 @@
+"""A sweep runs its grid once: rerunning it trains nothing, and a killed run is redone alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from sgdsai.experiments import sweep
+from sgdsai.experiments.train import RunConfig, record_path
+
+
+def _configs():
+    base = RunConfig("vit", "", 0.0, 0.0, 3, data="synthetic", batch_size=8, preset="test")
+    return sweep.grid(base, ["sgdsai", "adamw"], {"sgdsai": [0.1], "adamw": [1e-3, 1e-2]},
+                      {"sgdsai": [0.01], "adamw": [0.1]}, [0, 1])  # fmt: skip
+
+
+def test_grid_is_every_combination_seed_major() -> None:
+    configs = _configs()
+    assert len(configs) == 6 and len({c.run_id for c in configs}) == 6
+    assert [c.seed for c in configs] == [0, 0, 0, 1, 1, 1]
+
+
+def test_sweep_resumes_without_redoing_finished_runs(tmp_path, monkeypatch) -> None:
+    configs = _configs()[:3]
+    assert sweep.run_sweep(configs, tmp_path) == (3, 0)
+    mtimes = {c.run_id: record_path(c, tmp_path).stat().st_mtime_ns for c in configs}
+
+    def no_training(*args, **kwargs):
+        pytest.fail("a finished run was trained again")
+
+    monkeypatch.setattr(sweep, "run", no_training)
+    assert sweep.run_sweep(configs, tmp_path) == (0, 3)
+    assert {c.run_id: record_path(c, tmp_path).stat().st_mtime_ns for c in configs} == mtimes
+
+    killed = configs[1]
+    record_path(killed, tmp_path).unlink()  # a run cut off before its atomic write left no record
+    trained = []
+    monkeypatch.setattr(
+        sweep, "run", lambda config, device: trained.append(config) or {"run_id": config.run_id}
+    )
+    assert sweep.run_sweep(configs, tmp_path) == (1, 2)
+    assert trained == [killed]
