@@ -11,7 +11,7 @@ import importlib
 import logging
 from collections.abc import Sequence
 
-SUBCOMMAND_MODULES = ("sgdsai.demo",)
+SUBCOMMAND_MODULES = ("sgdsai.demo", "sgdsai.bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
