@@ -80,3 +80,11 @@ class _Quiet:
     def step(self, *args: Any, **kwargs: Any) -> Any:
         with contextlib.redirect_stdout(io.StringIO()):
             return self._opt.step(*args, **kwargs)
+
+
+def has_sgdsai_fused() -> bool:
+    import inspect
+
+    from sgdsai import SGDSaI
+
+    return "fused" in inspect.signature(SGDSaI.__init__).parameters
