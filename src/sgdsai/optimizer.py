@@ -33,6 +33,7 @@ class SGDSaI(Optimizer):
         unbiased: bool = False,
         maximize: bool = False,
         foreach: bool | None = None,
+        fused: bool | None = None,
     ) -> None:
         _check("lr", lr, lr >= 0.0)
         _check("momentum", momentum, 0.0 <= momentum < 1.0)
@@ -47,6 +48,7 @@ class SGDSaI(Optimizer):
             unbiased=unbiased,
             maximize=maximize,
             foreach=foreach,
+            fused=fused,
             gsnr_max=None,
         )
         super().__init__(params, defaults)
@@ -84,6 +86,7 @@ class SGDSaI(Optimizer):
                 weight_decay=group["weight_decay"],
                 maximize=group["maximize"],
                 foreach=group["foreach"],
+                fused=group["fused"],
             )
             if group["momentum"] != 0:
                 for p, buf in zip(owners, bufs):
@@ -235,6 +238,9 @@ Args:
     maximize: maximize the objective instead of minimizing it; ``.grad`` is never modified.
     foreach: use the multi-tensor (``torch._foreach_*``) implementation; ``None`` picks it for
         CUDA tensors and the single-tensor loop otherwise, as :mod:`torch.optim` does.
+    fused: one ``torch.compile``\ d kernel per tensor (:mod:`sgdsai.fused`): it reads
+        :math:`g, m, \theta` once and writes :math:`m, \theta` once. The first step compiles
+        (seconds); ``None`` means ``False``.
 
 State:
     ``state[p]["momentum_buffer"]`` (the parameter's dtype; absent when ``momentum=0``) and
