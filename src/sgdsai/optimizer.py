@@ -34,6 +34,8 @@ class SGDSaI(Optimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         fused: bool | None = None,
+        stochastic_rounding: bool = False,
+        momentum_dtype: torch.dtype | None = None,
     ) -> None:
         _check("lr", lr, lr >= 0.0)
         _check("momentum", momentum, 0.0 <= momentum < 1.0)
@@ -49,6 +51,8 @@ class SGDSaI(Optimizer):
             maximize=maximize,
             foreach=foreach,
             fused=fused,
+            stochastic_rounding=stochastic_rounding,
+            momentum_dtype=momentum_dtype,
             gsnr_max=None,
         )
         super().__init__(params, defaults)
@@ -87,6 +91,8 @@ class SGDSaI(Optimizer):
                 maximize=group["maximize"],
                 foreach=group["foreach"],
                 fused=group["fused"],
+                stochastic_rounding=group["stochastic_rounding"],
+                momentum_dtype=group["momentum_dtype"],
             )
             if group["momentum"] != 0:
                 for p, buf in zip(owners, bufs):
@@ -153,6 +159,11 @@ class SGDSaI(Optimizer):
         for saved_id, p in zip(saved_ids, params):
             if saved_id in saved:
                 self.state[p]["gsnr"] = torch.as_tensor(saved[saved_id]).to("cpu", torch.float32, copy=True)
+        for group in self.param_groups:  # torch cast the buffers to the parameters' dtype; undo that
+            for p in group["params"]:
+                buf = self.state[p].get("momentum_buffer")
+                if group["momentum_dtype"] is not None and buf is not None:
+                    self.state[p]["momentum_buffer"] = buf.to(group["momentum_dtype"])
 
     def gsnr(self, model: nn.Module | None = None) -> dict[str, float]:
         """Every measured tensor's learning-rate scale, keyed by parameter name.
@@ -241,6 +252,11 @@ Args:
     fused: one ``torch.compile``\ d kernel per tensor (:mod:`sgdsai.fused`): it reads
         :math:`g, m, \theta` once and writes :math:`m, \theta` once. The first step compiles
         (seconds); ``None`` means ``False``.
+    stochastic_rounding: do the update in float32 and write bfloat16 weights and buffers back
+        with stochastic rounding (unbiased), so updates below half an ulp are not lost.
+    momentum_dtype: dtype of the momentum buffer (default: the parameter's). ``torch.bfloat16``
+        halves the state of float32 weights (2 bytes per parameter). Either low-precision flag
+        selects the float32-math loop of :mod:`sgdsai.lowprecision` instead of foreach/fused.
 
 State:
     ``state[p]["momentum_buffer"]`` (the parameter's dtype; absent when ``momentum=0``) and

@@ -33,7 +33,7 @@ def real_state_bytes(name: str, opt_name: str) -> dict:
     return memory.state_bytes(opt, torch.device("cpu"))
 
 
-@pytest.mark.parametrize("opt_name", ["sgdsai", "adamw", "sgd-momentum", "adam-mini"])
+@pytest.mark.parametrize("opt_name", ["sgdsai", "sgdsai bf16 momentum", "adamw", "sgd-momentum", "adam-mini"])
 def test_meta_count_matches_real_allocation(tiny: str, opt_name: str) -> None:
     if opt_name == "adam-mini":
         pytest.importorskip("adam_mini")
@@ -42,7 +42,9 @@ def test_meta_count_matches_real_allocation(tiny: str, opt_name: str) -> None:
     assert (counted["total"], counted["per_key"]) == (real["total"], real["per_key"])
 
 
-@pytest.mark.parametrize(("opt_name", "buffers"), [("sgdsai", 1), ("sgd-momentum", 1), ("adamw", 2)])
+@pytest.mark.parametrize(
+    ("opt_name", "buffers"), [("sgdsai", 1), ("sgdsai bf16 momentum", 0.5), ("sgd-momentum", 1), ("adamw", 2)]
+)
 def test_state_is_buffers_per_param_plus_a_scalar_per_tensor(tiny: str, opt_name: str, buffers: int) -> None:
     model = memory.build_meta(tiny)
     params = list(model.parameters())

@@ -6,7 +6,8 @@ created is counted: per-element buffers live on ``meta`` and are counted by shap
 scalars (SGD-SaI's ``gsnr``, AdamW's ``step``) are real CPU tensors. SGD-SaI's scales cannot be
 measured from ``meta`` gradients, so they are imposed (``state[p]["gsnr"] = 1``), which creates
 exactly the state a measurement would. Expected, for :math:`N` float32 parameters in :math:`B`
-tensors: SGD-SaI and SGD-momentum :math:`4N + 4B` bytes, AdamW :math:`8N + 4B`.
+tensors: SGD-SaI and SGD-momentum :math:`4N + 4B` bytes (SGD-SaI with a bfloat16 buffer
+:math:`2N + 4B`), AdamW :math:`8N + 4B`.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def candidates(name: str) -> dict[str, Callable]:
     dim, heads = MODELS[name][2]
     return {
         "sgdsai": optimizers.sgdsai(foreach=False),
+        "sgdsai bf16 momentum": optimizers.sgdsai(foreach=False, momentum_dtype=torch.bfloat16),
         "adamw": optimizers.adamw(foreach=False),
         "sgd-momentum": optimizers.sgd_momentum(foreach=False),
         "adam-mini": optimizers.adam_mini(dim, heads),

@@ -54,6 +54,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "python": platform.python_version(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "load_average_1_5_15min": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
 
 
