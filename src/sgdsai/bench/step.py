@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -47,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed steady steps per candidate before round 1")
     p.add_argument("--only", nargs="+", help="candidate names to run (default: all available)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--note", default="", help="free text stored in the record (e.g. 'machine shared')")
     p.add_argument("--out", type=Path, default=record.RECORDS)
     p.set_defaults(run=run)
@@ -120,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     device = torch.device(args.device)
+    load_at_start = os.getloadavg()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     gen = torch.Generator(device="cpu").manual_seed(0)
     named = [(n, (0.02 * torch.randn(s, generator=gen)).to(device).requires_grad_())
              for n, s in gpt2_shapes(*MODELS[args.model])]  # fmt: skip
@@ -144,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
                 times[name].append(_timed(opts[name].step, args.steps, device))
                 bar.update()
     results = summarize(times, first, {**{n: k for n, (k, _) in table.items()}, "probe": "probe"}, numel)
-    config = {"model": args.model, "shapes": "GPT-2 (wte, wpe, ln, c_attn, c_proj, c_fc, mlp.c_proj, biases), fp32",
+    config = {"model": args.model, "threads": torch.get_num_threads(), "load_average_at_start": load_at_start, "shapes": "GPT-2 (wte, wpe, ln, c_attn, c_proj, c_fc, mlp.c_proj, biases), fp32",
               "params": numel, "tensors": len(named), "device": str(device), "rounds": args.rounds,
               "steps_per_round": args.steps, "warmup": args.warmup, "reference": REFERENCE,
               "hyperparameters": {"lr": optimizers.LR, "momentum": optimizers.MOMENTUM,
@@ -160,9 +165,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def summarize(times: dict[str, list[float]], first: dict[str, float], kinds: dict[str, str], numel: int) -> dict:
-    """Medians, spreads, ratios to :data:`REFERENCE`, and achieved bandwidth against the probe's."""
+    """Medians, spreads, ratios to :data:`REFERENCE`, and achieved bandwidth against the probe's.
+
+    The ``min_*`` ratios compare best rounds (each candidate's and the probe's fastest): on a
+    shared machine they estimate the uncontended cost, the medians the typical one."""
     median = {n: statistics.median(t) for n, t in times.items()}
     bandwidth = BYTES_PER_ELEMENT["probe"] * numel / median["probe"]
+    best_bandwidth = BYTES_PER_ELEMENT["probe"] * numel / min(times["probe"])
     ref = median.get(REFERENCE)
     rows = {}
     for name, t in times.items():
@@ -177,22 +186,26 @@ def summarize(times: dict[str, list[float]], first: dict[str, float], kinds: dic
             "achieved_gb_s": moved / median[name] / 1e9,
             "over_floor": median[name] / (moved / bandwidth),
             "over_reference": median[name] / ref if ref else None,
+            "min_over_floor": min(t) / (moved / best_bandwidth),
+            "min_over_reference": min(t) / min(times[REFERENCE]) if ref else None,
         }
-    return {"probe_bandwidth_gb_s": bandwidth / 1e9, "candidates": rows}
+    return {"probe_bandwidth_gb_s": bandwidth / 1e9, "probe_best_bandwidth_gb_s": best_bandwidth / 1e9,
+            "candidates": rows}  # fmt: skip
 
 
 def markdown(rec: dict[str, Any]) -> list[str]:
     rows = rec["results"]["candidates"]
     lines = [
-        f"| optimizer ({rec['config']['model']}, {rec['config']['device']}) | step ms (median) | x {REFERENCE} "
-        "| x bandwidth floor | GB/s | first step ms |",
+        f"| optimizer ({rec['config']['model']}, {rec['config']['device']}, "
+        f"{rec['machine']['torch_threads']} threads) | step ms median (min) | x {REFERENCE} median (min) "
+        "| x bandwidth floor median (min) | GB/s median | first step ms |",
         "|---|---:|---:|---:|---:|---:|",
     ]
     for name, r in sorted(rows.items(), key=lambda kv: kv[1]["median_ms"]):
-        ratio = f"{r['over_reference']:.2f}" if r["over_reference"] else "-"
+        ratio = f"{r['over_reference']:.2f} ({r['min_over_reference']:.2f})" if r["over_reference"] else "-"
         first = f"{r['first_step_ms']:.0f}" if r["first_step_ms"] is not None else "-"
-        lines.append(f"| {name} | {r['median_ms']:.1f} | {ratio} | {r['over_floor']:.2f} | "
-                     f"{r['achieved_gb_s']:.1f} | {first} |")  # fmt: skip
+        lines.append(f"| {name} | {r['median_ms']:.0f} ({r['min_ms']:.0f}) | {ratio} | {r['over_floor']:.2f} "
+                     f"({r['min_over_floor']:.2f}) | {r['achieved_gb_s']:.1f} | {first} |")  # fmt: skip
     return lines
 
 
