@@ -57,9 +57,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build_meta(name: str) -> nn.Module:
     """The model on the ``meta`` device: shapes only, nothing allocated, nothing downloaded."""
+    return build_meta_from(MODELS[name])
+
+
+def build_meta_from(spec: tuple[str, dict[str, Any], Any]) -> nn.Module:
+    """:func:`build_meta` for a ``(config class, kwargs, ...)`` entry of :data:`MODELS`."""
     import transformers
 
-    config_class, kwargs, _ = MODELS[name]
+    config_class, kwargs = spec[0], spec[1]
     config = getattr(transformers, config_class)(**kwargs)
     with torch.device("meta"):
         return transformers.AutoModelForCausalLM.from_config(config)
