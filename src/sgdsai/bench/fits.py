@@ -85,9 +85,11 @@ def child(name: str, spec_json: str, limit_gib: float, context: int) -> None:
     baseline = _vsz()
     spec = json.loads(spec_json)
     model = memory.build_meta_from(spec).to_empty(device="cpu")
+    model.tie_weights()  # to_empty gives tied parameters separate storage
     with torch.no_grad():
         for p in model.parameters():
             p.normal_(0.0, 0.02)
+    rss = {"model": _rss()}
     dim, heads = spec[2]
     factory = {
         "sgdsai": optimizers.sgdsai(foreach=False),
@@ -103,17 +105,24 @@ def child(name: str, spec_json: str, limit_gib: float, context: int) -> None:
         tokens = torch.randint(vocab, (1, context))
         loss = model(tokens, labels=tokens).loss
         loss.backward()
+        rss.setdefault("backward", _rss())
         opt.step()
+        rss.setdefault("step", _rss())
         opt.zero_grad(set_to_none=False)  # keep the gradients allocated: the steady-state footprint
         losses.append(loss.item())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"fits": True, "losses": losses, "peak_rss_gib": peak / GIB, "baseline_vsz_gib": baseline / GIB,
-                      "params": sum(p.numel() for p in model.parameters())}))  # fmt: skip
+                      "rss_gib_after": rss, "params": sum(p.numel() for p in model.parameters())}))  # fmt: skip
 
 
 def _vsz() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[0]) * resource.getpagesize()
+
+
+def _rss() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / GIB
 
 
 def markdown(rec: dict[str, Any]) -> list[str]:
