@@ -60,10 +60,15 @@ def machine() -> dict[str, Any]:
 
 def write(name: str, config: dict[str, Any], results: Any, *, packages: tuple[str, ...] = (), notes: str = "",
           root: Path = RECORDS) -> Path:
-    """Write ``<root>/<YYYY-MM-DD>_<name>/record.json`` and return that directory."""
+    """Write ``<root>/<YYYY-MM-DD>_<name>[_<n>]/record.json`` (a new folder, never overwriting one)
+    and return that directory."""
     today = datetime.datetime.now(datetime.timezone.utc)
     folder = root / f"{today:%Y-%m-%d}_{name}"
-    folder.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while folder.exists():
+        n += 1
+        folder = root / f"{today:%Y-%m-%d}_{name}_{n}"
+    folder.mkdir(parents=True)
     record = {
         "name": name,
         "time_utc": today.isoformat(timespec="seconds"),

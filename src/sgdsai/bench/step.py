@@ -115,7 +115,7 @@ def _timed(fn: Callable[[], Any], n: int, device: torch.device) -> float:
     for _ in range(n):
         fn()
     _sync(device)
-    return (time.perf_counter() - start) / n
+    return (time.perf_counter() - start) / max(n, 1)
 
 
 def run(args: argparse.Namespace) -> int:
