@@ -130,7 +130,8 @@ def markdown(rec: dict[str, Any]) -> list[str]:
     lines = [f"| optimizer ({cfg['model']}, fp32, cap {cfg['limit_gib']:g} GiB) | full step fits? | peak RSS GiB |",
              "|---|---|---:|"]  # fmt: skip
     for r in rec["results"]:
-        verdict = "yes" if r["fits"] else f"no ({r.get('error', '')[:60]})"
+        error = r.get("error", "")
+        verdict = "yes" if r["fits"] else "no (out of memory)" if "allocate memory" in error else f"no ({error[:60]})"
         peak = f"{r['peak_rss_gib']:.1f}" if "peak_rss_gib" in r else "-"
         lines.append(f"| {r['optimizer']} | {verdict} | {peak} |")
     return lines

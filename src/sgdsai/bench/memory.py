@@ -185,17 +185,25 @@ def plot(rec: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
     rows = [r for r in rec["results"] if "gib" in r]
     fig, ax = plt.subplots(figsize=(6, 4))
-    for opt in dict.fromkeys(r["optimizer"] for r in rows):
+    styles = ["o-", "s-", "^-", "v--", "D:"]  # equal curves (SGD-SaI, SGDM, Adam-mini) stay visible
+    for k, opt in enumerate(dict.fromkeys(r["optimizer"] for r in rows)):
         mine = [r for r in rows if r["optimizer"] == opt]
-        line = ax.plot([r["params"] / 1e9 for r in mine], [r["gib"] for r in mine], "o-", label=opt)[0]
+        xs, ys = [r["params"] / 1e9 for r in mine], [r["gib"] for r in mine]
+        line = ax.plot(xs, ys, styles[k % len(styles)], label=opt, ms=7 - k, alpha=0.85)[0]
         paper = [r for r in mine if "paper_gib" in r]
         ax.plot([r["params"] / 1e9 for r in paper], [r["paper_gib"] for r in paper], "x", ms=9,
                 color=line.get_color())  # fmt: skip
     ax.set(xscale="log", yscale="log", xlabel="parameters (billions)", ylabel="optimizer state (GiB)",
            title="Optimizer state, fp32 (o measured, x paper Table 1)")  # fmt: skip
-    ax.grid(True, which="both", alpha=0.3)
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        axis.set_major_formatter(ScalarFormatter())
+        axis.set_minor_formatter(NullFormatter())
+    ax.grid(True, which="major", alpha=0.3)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)

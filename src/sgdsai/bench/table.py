@@ -38,7 +38,9 @@ def render(records: Path) -> str:
         machine = rec["machine"]
         source = (f"Record [`{path.parent.name}`]({path.as_posix()}): {machine['cpu']}, "
                   f"{machine['torch_threads']} threads, torch {rec['versions']['torch']}, git {rec['git_sha']}.")  # fmt: skip
-        notes = f" {rec['notes']}" if rec.get("notes") else ""
+        notes = f" {rec['notes'].rstrip('.')}." if rec.get("notes") else ""
+        load = rec["config"].get("load_average_at_start")
+        notes += f" 1-min load average at start: {load[0]:.1f}." if load else ""
         sections.append("\n".join([*lines, "", source + notes]))
     return "\n\n".join(sections) + "\n"
 
