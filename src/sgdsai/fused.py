@@ -11,7 +11,7 @@ and :math:`a = -\eta \tilde G`. A tensor's first step runs the same kernel on a 
 :math:`\mu = 0, s = \pm 1`, which gives :math:`m_1 = \pm g_1` exactly. Without momentum the kernel
 is :math:`\theta \leftarrow d\,\theta + a\,g` with :math:`a = \mp\eta\tilde G`.
 
-The coefficients reach the kernel as 0-d tensors, so learning-rate schedules, momentum changes and
+The coefficients reach the kernel as a small tensor, so learning-rate schedules, momentum changes and
 new g-SNR scales never recompile. Tensors are passed flattened with dynamic shapes, so one compiled
 graph serves every size: there is one graph per dtype, device and thread count (and kernel),
 compiled on first use. A compiled call costs about 0.2 ms of host time where the four eager
