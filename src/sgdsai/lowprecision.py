@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["stochastic_round", "lowprecision_sgdsai"]
+__all__ = ["lowprecision_sgdsai", "stochastic_round"]
 
 
 def stochastic_round(x: Tensor, dtype: torch.dtype, generator: torch.Generator | None = None) -> Tensor:

@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         param_bytes = sum(p.numel() * p.element_size() for p in params)
         try:
             got = measure(model, candidates(model_name)[opt_name])
-        except Exception as exc:  # a third-party optimizer that cannot run on meta: say so
+        except Exception as exc:  # noqa: BLE001  (a third-party optimizer that cannot run on meta: say so)
             logger.warning("%s on %s failed on meta: %r", opt_name, model_name, exc)
             got = {"error": repr(exc)}
         entry = {"model": model_name, "optimizer": opt_name, "params": numel, "tensors": len(params),

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import Tensor
 
 from sgdsai.bench import optimizers, record
 
@@ -149,13 +148,18 @@ def run(args: argparse.Namespace) -> int:
                 times[name].append(_timed(opts[name].step, args.steps, device))
                 bar.update()
     results = summarize(times, first, {**{n: k for n, (k, _) in table.items()}, "probe": "probe"}, numel)
-    config = {"model": args.model, "threads": torch.get_num_threads(), "load_average_at_start": load_at_start, "shapes": "GPT-2 (wte, wpe, ln, c_attn, c_proj, c_fc, mlp.c_proj, biases), fp32",
-              "params": numel, "tensors": len(named), "device": str(device), "rounds": args.rounds,
-              "steps_per_round": args.steps, "warmup": args.warmup, "reference": REFERENCE,
-              "hyperparameters": {"lr": optimizers.LR, "momentum": optimizers.MOMENTUM,
-                                  "weight_decay": optimizers.WEIGHT_DECAY}}  # fmt: skip
-    folder = record.write(f"step_{args.model}_{device.type}", config, results,
-                          packages=("sgd-sai", "pytorch-optimizer", "tqdm"), notes=args.note, root=args.out)  # fmt: skip
+    config = {
+        "model": args.model, "shapes": "GPT-2 (wte, wpe, ln, c_attn, c_proj, c_fc, mlp.c_proj, biases), fp32",
+        "params": numel, "tensors": len(named), "device": str(device), "threads": torch.get_num_threads(),
+        "load_average_at_start": load_at_start, "rounds": args.rounds, "steps_per_round": args.steps,
+        "warmup": args.warmup, "reference": REFERENCE,
+        "hyperparameters": {
+            "lr": optimizers.LR, "momentum": optimizers.MOMENTUM, "weight_decay": optimizers.WEIGHT_DECAY,
+        },
+    }  # fmt: skip
+    packages = ("sgd-sai", "pytorch-optimizer", "tqdm")
+    folder = record.write(f"step_{args.model}_{device.type}", config, results, packages=packages, notes=args.note,
+                          root=args.out)  # fmt: skip
     rec = record.load(folder)
     plot(rec, folder / "step.png")
     for line in markdown(rec):

@@ -36,8 +36,10 @@ def render(records: Path) -> str:
             continue
         lines = importlib.import_module(module).markdown(rec)
         machine = rec["machine"]
-        source = (f"Record [`{path.parent.name}`]({path.as_posix()}): {machine['cpu']}, "
-                  f"{machine['torch_threads']} threads, torch {rec['versions']['torch']}, git {rec['git_sha']}.")  # fmt: skip
+        source = (
+            f"Record [`{path.parent.name}`]({path.as_posix()}): {machine['cpu']}, {machine['torch_threads']} "
+            f"threads, torch {rec['versions']['torch']}, git {rec['git_sha']}."
+        )
         notes = f" {rec['notes'].rstrip('.')}." if rec.get("notes") else ""
         load = rec["config"].get("load_average_at_start")
         notes += f" 1-min load average at start: {load[0]:.1f}." if load else ""
