@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 
 import pytest
 import torch
 from conftest import clone_params, make_params, run_steps
 
 from sgdsai import SGDSaI, fused
+
+pytestmark = pytest.mark.skipif(
+    not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++")),
+    reason="torch.compile on CPU needs a C++ compiler",
+)
 
 
 @pytest.fixture

@@ -3,6 +3,9 @@ Algorithm-1 transcription, torch's SGD and the authors' released package."""
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 import torch
 from conftest import SHAPES, clone_params, make_params, run_steps, synthetic_grad
@@ -51,10 +54,14 @@ IMPLS = {
     "foreach": lambda ps, kw: SGDSaI(ps, **kw, foreach=True),
     "fused": lambda ps, kw: SGDSaI(ps, **kw, fused=True),
 }
+# torch.compile on CPU needs a C++ compiler; without one the fused path is not tested here.
+NO_CXX = not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++"))
+if NO_CXX:
+    del IMPLS["fused"]
 FLAGS = [
     pytest.param({"foreach": False}, id="single"),
     pytest.param({"foreach": True}, id="foreach"),
-    pytest.param({"fused": True}, id="fused"),
+    pytest.param({"fused": True}, id="fused", marks=pytest.mark.skipif(NO_CXX, reason="no C++ compiler")),
 ]
 
 
@@ -68,7 +75,7 @@ def _fused_kernel_on_tiny_tensors(monkeypatch) -> None:
 def test_matches_reference(kwargs: dict) -> None:
     result = trajectories(kwargs, IMPLS)
     start = make_params()
-    for name in ("single", "foreach", "fused"):
+    for name in set(IMPLS) - {"reference"}:
         for want, got in zip(result["reference"], result[name]):
             torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-9)
     # The scenario really exercised every rule: the frozen and LoRA-A tensors moved in the end.
