@@ -255,11 +255,13 @@ Args:
     stochastic_rounding: do the update in float32 and write bfloat16 weights and buffers back
         with stochastic rounding (unbiased), so updates below half an ulp are not lost.
     momentum_dtype: dtype of the momentum buffer (default: the parameter's). ``torch.bfloat16``
-        halves the state of float32 weights (2 bytes per parameter). Either low-precision flag
-        selects the float32-math loop of :mod:`sgdsai.lowprecision` instead of foreach/fused.
+        halves the state of float32 weights (2 bytes per parameter; real parameters only).
+        Either low-precision flag selects the float32-math loop of :mod:`sgdsai.lowprecision`
+        instead of foreach/fused.
 
 State:
-    ``state[p]["momentum_buffer"]`` (the parameter's dtype; absent when ``momentum=0``) and
+    ``state[p]["momentum_buffer"]`` (``momentum_dtype``, by default the parameter's dtype; absent
+    when ``momentum=0``) and
     ``state[p]["gsnr"]``: the final scale :math:`\tilde G`, a 0-d float32 tensor on the CPU, so
     that reading it never synchronises a device and bf16 parameters do not round it. The
     reference :math:`M` is ``param_groups[k]["gsnr_max"]`` (equal in every group; ``None`` before
