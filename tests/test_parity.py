@@ -3,11 +3,14 @@ Algorithm-1 transcription, torch's SGD and the authors' released package."""
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 import torch
 from conftest import SHAPES, clone_params, make_params, run_steps, synthetic_grad
 
-from sgdsai import SGDSaI
+from sgdsai import SGDSaI, fused
 from sgdsai.reference import SGDSaIReference
 
 # One table drives the parity tests; implementation flags are never in it (tests flip them).
@@ -49,14 +52,30 @@ IMPLS = {
     "reference": lambda ps, kw: SGDSaIReference(ps, **kw),
     "single": lambda ps, kw: SGDSaI(ps, **kw, foreach=False),
     "foreach": lambda ps, kw: SGDSaI(ps, **kw, foreach=True),
+    "fused": lambda ps, kw: SGDSaI(ps, **kw, fused=True),
 }
+# torch.compile on CPU needs a C++ compiler; without one the fused path is not tested here.
+NO_CXX = not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++"))
+if NO_CXX:
+    del IMPLS["fused"]
+FLAGS = [
+    pytest.param({"foreach": False}, id="single"),
+    pytest.param({"foreach": True}, id="foreach"),
+    pytest.param({"fused": True}, id="fused", marks=pytest.mark.skipif(NO_CXX, reason="no C++ compiler")),
+]
+
+
+@pytest.fixture(autouse=True)
+def _fused_kernel_on_tiny_tensors(monkeypatch) -> None:
+    """The test tensors are tiny; without this the fused path would hand them all to the eager loop."""
+    monkeypatch.setattr(fused, "MIN_NUMEL", 0)
 
 
 @pytest.mark.parametrize("kwargs", CONFIGS)
 def test_matches_reference(kwargs: dict) -> None:
     result = trajectories(kwargs, IMPLS)
     start = make_params()
-    for name in ("single", "foreach"):
+    for name in set(IMPLS) - {"reference"}:
         for want, got in zip(result["reference"], result[name]):
             torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-9)
     # The scenario really exercised every rule: the frozen and LoRA-A tensors moved in the end.
@@ -71,25 +90,26 @@ def test_foreach_matches_forloop(kwargs: dict) -> None:
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
-def test_mixed_dtypes_match_reference(foreach: bool) -> None:
+@pytest.mark.parametrize("flags", FLAGS)
+def test_mixed_dtypes_match_reference(flags: dict) -> None:
     start = make_params(torch.float64)
     start = [p.detach().float().requires_grad_() if i % 2 else p for i, p in enumerate(start)]
     a, b = clone_params(start), clone_params(start)
     run_steps(SGDSaIReference(a), a, 10, scenario_grad)
-    run_steps(SGDSaI(b, foreach=foreach), b, 10, scenario_grad)
+    run_steps(SGDSaI(b, **flags), b, 10, scenario_grad)
     for want, got in zip(a, b):
         assert got.dtype == want.dtype
         torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("foreach", [False, True])
+@pytest.mark.parametrize("flags", FLAGS)
 @pytest.mark.parametrize("maximize", [False, True])
 @pytest.mark.parametrize("momentum", [0.0, 0.9])
-def test_matches_torch_sgd_when_gsnr_is_one(foreach: bool, maximize: bool, momentum: float) -> None:
+def test_matches_torch_sgd_when_gsnr_is_one(flags: dict, maximize: bool, momentum: float) -> None:
     start = make_params()
     ours, theirs = clone_params(start), clone_params(start)
-    opt = SGDSaI(ours, 0.05, momentum, 0.0, foreach=foreach, maximize=maximize)
+    opt = SGDSaI(ours, 0.05, momentum, 0.0, **flags, maximize=maximize)
+    foreach = flags.get("foreach", False)
     for p in ours:
         opt.state[p]["gsnr"] = torch.tensor(1.0)  # impose the scale instead of measuring it
     sgd = torch.optim.SGD(theirs, 0.05, momentum, dampening=momentum, maximize=maximize, foreach=foreach)

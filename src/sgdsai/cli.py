@@ -17,6 +17,7 @@ SUBCOMMAND_MODULES = (
     "sgdsai.experiments.train",
     "sgdsai.experiments.sweep",
     "sgdsai.experiments.report",
+    "sgdsai.bench",
 )
 
 

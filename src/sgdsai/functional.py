@@ -32,13 +32,36 @@ def sgdsai(
     weight_decay: float,
     maximize: bool = False,
     foreach: bool | None = None,
+    fused: bool | None = None,
+    stochastic_rounding: bool = False,
+    momentum_dtype: torch.dtype | None = None,
 ) -> None:
     r"""Apply one SGD-SaI step to ``params`` in place (see :class:`sgdsai.SGDSaI` for the math).
 
     ``momentum_buffers[i]`` is ``None`` for a tensor's first step; the new buffer is written back
     into the list, as in :func:`torch.optim.sgd`. ``scales[i]`` is the tensor's g-SNR scale
-    :math:`\tilde G_i`. ``grads`` are never modified.
+    :math:`\tilde G_i`. ``grads`` are never modified. ``fused`` selects :mod:`sgdsai.fused` (one
+    compiled kernel per tensor); ``None`` means ``False``. ``stochastic_rounding`` or a
+    ``momentum_dtype`` select :mod:`sgdsai.lowprecision` (float32 math, one tensor at a time).
     """
+    if fused and foreach:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    if stochastic_rounding or momentum_dtype is not None:
+        from sgdsai.lowprecision import lowprecision_sgdsai
+
+        lowprecision_sgdsai(
+            params, grads, momentum_buffers, scales, lr=lr, momentum=momentum, weight_decay=weight_decay,
+            maximize=maximize, stochastic_rounding=stochastic_rounding, momentum_dtype=momentum_dtype,
+        )  # fmt: skip
+        return
+    if fused:
+        from sgdsai.fused import fused_sgdsai  # torch.compile machinery: imported on first use
+
+        fused_sgdsai(
+            params, grads, momentum_buffers, scales,
+            lr=lr, momentum=momentum, weight_decay=weight_decay, maximize=maximize,
+        )  # fmt: skip
+        return
     if foreach is None:
         _, foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
     impl = _multi_tensor_sgdsai if foreach else _single_tensor_sgdsai

@@ -34,6 +34,9 @@ class SGDSaI(Optimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         reference_group: Any = None,
+        fused: bool | None = None,
+        stochastic_rounding: bool = False,
+        momentum_dtype: torch.dtype | None = None,
     ) -> None:
         _check("lr", lr, lr >= 0.0)
         _check("momentum", momentum, 0.0 <= momentum < 1.0)
@@ -48,6 +51,9 @@ class SGDSaI(Optimizer):
             unbiased=unbiased,
             maximize=maximize,
             foreach=foreach,
+            fused=fused,
+            stochastic_rounding=stochastic_rounding,
+            momentum_dtype=momentum_dtype,
             gsnr_max=None,
         )
         super().__init__(params, defaults)
@@ -88,6 +94,9 @@ class SGDSaI(Optimizer):
                 weight_decay=group["weight_decay"],
                 maximize=group["maximize"],
                 foreach=group["foreach"],
+                fused=group["fused"],
+                stochastic_rounding=group["stochastic_rounding"],
+                momentum_dtype=group["momentum_dtype"],
             )
             if group["momentum"] != 0:
                 for p, buf in zip(owners, bufs):
@@ -156,6 +165,11 @@ class SGDSaI(Optimizer):
         for saved_id, p in zip(saved_ids, params):
             if saved_id in saved:
                 self.state[p]["gsnr"] = torch.as_tensor(saved[saved_id]).to("cpu", torch.float32, copy=True)
+        for group in self.param_groups:  # torch cast the buffers to the parameters' dtype; undo that
+            for p in group["params"]:
+                buf = self.state[p].get("momentum_buffer")
+                if group["momentum_dtype"] is not None and buf is not None:
+                    self.state[p]["momentum_buffer"] = buf.to(group["momentum_dtype"])
 
     def gsnr(self, model: nn.Module | None = None) -> dict[str, float]:
         """Every measured tensor's learning-rate scale, keyed by parameter name.
@@ -254,9 +268,19 @@ Args:
         ``None`` (default): this process's tensors only, right for one process, DDP and FSDP2.
         DTensor gradients (FSDP2, tensor parallel) are always measured whole, whatever this is;
         see :mod:`sgdsai.distributed`.
+    fused: one ``torch.compile``\ d kernel per tensor (:mod:`sgdsai.fused`): it reads
+        :math:`g, m, \theta` once and writes :math:`m, \theta` once. The first step compiles
+        (seconds); ``None`` means ``False``.
+    stochastic_rounding: do the update in float32 and write bfloat16 weights and buffers back
+        with stochastic rounding (unbiased), so updates below half an ulp are not lost.
+    momentum_dtype: dtype of the momentum buffer (default: the parameter's). ``torch.bfloat16``
+        halves the state of float32 weights (2 bytes per parameter; real parameters only).
+        Either low-precision flag selects the float32-math loop of :mod:`sgdsai.lowprecision`
+        instead of foreach/fused.
 
 State:
-    ``state[p]["momentum_buffer"]`` (the parameter's dtype; absent when ``momentum=0``) and
+    ``state[p]["momentum_buffer"]`` (``momentum_dtype``, by default the parameter's dtype; absent
+    when ``momentum=0``) and
     ``state[p]["gsnr"]``: the final scale :math:`\tilde G`, a 0-d float32 tensor on the CPU, so
     that reading it never synchronises a device and bf16 parameters do not round it. The
     reference :math:`M` is ``param_groups[k]["gsnr_max"]`` (equal in every group; ``None`` before

@@ -1,0 +1,90 @@
+"""The benchmark's optimizer registry: the only place baselines are built.
+
+Each entry maps a name to ``factory(named_params, **flags) -> Optimizer``, with the paper's
+profiling hyperparameters (lr 1e-3, weight decay 5e-2, momentum / beta1 0.9, beta2 0.999). Third
+party packages are imported inside their factory, so a missing one only removes its entry.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+NamedParams = list[tuple[str, Tensor]]
+Factory = Callable[[NamedParams], Optimizer]
+
+LR, WEIGHT_DECAY, MOMENTUM, BETA2 = 1e-3, 5e-2, 0.9, 0.999
+
+
+def sgdsai(*, foreach: bool | None = None, fused: bool | None = None, **flags: Any) -> Factory:
+    from sgdsai import SGDSaI
+
+    extra = {} if fused is None else {"fused": fused}
+
+    def build(named: NamedParams) -> Optimizer:
+        return SGDSaI(named, LR, MOMENTUM, WEIGHT_DECAY, foreach=foreach, **extra, **flags)
+
+    return build
+
+
+def adamw(**flags: Any) -> Factory:
+    return lambda named: torch.optim.AdamW([p for _, p in named], LR, (MOMENTUM, BETA2), 1e-8, WEIGHT_DECAY, **flags)
+
+
+def sgd_momentum(**flags: Any) -> Factory:
+    return lambda named: torch.optim.SGD([p for _, p in named], LR, MOMENTUM, weight_decay=WEIGHT_DECAY, **flags)
+
+
+def official(named: NamedParams) -> Optimizer:
+    """The authors' released ``sgd-sai`` 1.0.3 (it prints a banner on its first step)."""
+    import sgd_sai
+
+    return _Quiet(sgd_sai.SGD_sai([p for _, p in named], LR, MOMENTUM, 1e-8, WEIGHT_DECAY))
+
+
+def pytorch_optimizer(named: NamedParams) -> Optimizer:
+    """``pytorch_optimizer.SGDSaI`` (pip ``pytorch-optimizer``)."""
+    from pytorch_optimizer import SGDSaI as Theirs
+
+    return Theirs([p for _, p in named], LR, MOMENTUM, WEIGHT_DECAY)
+
+
+def adam_mini(dim: int, n_heads: int) -> Factory:
+    """``adam-mini`` with its default block names; its console chatter is swallowed."""
+
+    def build(named: NamedParams) -> Optimizer:
+        import adam_mini as am
+
+        with contextlib.redirect_stdout(io.StringIO()):
+            opt = am.Adam_mini(named, LR, (MOMENTUM, BETA2), weight_decay=WEIGHT_DECAY, dim=dim, n_heads=n_heads)
+        return _Quiet(opt)
+
+    return build
+
+
+class _Quiet:
+    """Delegates to an optimizer whose ``step`` prints, and swallows what it prints."""
+
+    def __init__(self, opt: Optimizer) -> None:
+        self._opt = opt
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._opt, name)
+
+    def step(self, *args: Any, **kwargs: Any) -> Any:
+        with contextlib.redirect_stdout(io.StringIO()):
+            return self._opt.step(*args, **kwargs)
+
+
+def has_sgdsai_fused() -> bool:
+    import inspect
+
+    from sgdsai import SGDSaI
+
+    return "fused" in inspect.signature(SGDSaI.__init__).parameters
