@@ -32,7 +32,8 @@ from tqdm import tqdm
 
 from sgdsai import SGDSaI
 from sgdsai.checkpoint import optimizer_state_dict_to_load
-from sgdsai.demo import batches, stdlib_corpus, tiny_gpt2
+from sgdsai.demo import batches, tiny_gpt2
+from sgdsai.experiments.data import stdlib_bytes
 
 logger = logging.getLogger("fsdp2_gpt2")
 
@@ -85,7 +86,7 @@ def main() -> None:
         logger.info("resumed at step %d on %d ranks; g-SNR reference M = %.4g", start, world,
                     opt.param_groups[0]["gsnr_max"])  # fmt: skip
 
-    tokens = stdlib_corpus(args.corpus_bytes)
+    tokens = stdlib_bytes(args.corpus_bytes)
     rows = slice(rank * args.batch_size // world, (rank + 1) * args.batch_size // world)
     schedule = batches(tokens, args.steps, args.batch_size, args.context, args.seed)
     bar = tqdm(range(start, args.steps), desc=f"FSDP2 x{world}", disable=rank != 0)

@@ -1,7 +1,8 @@
 """``sgdsai demo``: a tiny GPT-2 trained on the Python standard library, SGD-SaI against AdamW.
 
 The corpus is the installed standard library's own source (no download), read as bytes, so the
-vocabulary is 256 and there is no tokenizer to train. Both optimizers see the same batches.
+vocabulary is 256 and there is no tokenizer to train; every 10th file is held out for validation.
+Both optimizers see the same batches.
 """
 
 from __future__ import annotations
@@ -9,9 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import sysconfig
 import time
-from pathlib import Path
 
 import torch
 
@@ -28,21 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--adamw-lr", type=float, default=2e-3)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=run)
-
-
-def stdlib_corpus(limit: int) -> torch.Tensor:
-    """The first ``limit`` bytes of the stdlib's ``*.py`` files (tests excluded), sorted by path."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    chunks, total = [], 0
-    for path in sorted(root.rglob("*.py")):
-        if "test" in path.relative_to(root).parts[0] or "site-packages" in path.parts:
-            continue
-        data = path.read_bytes()
-        chunks.append(data)
-        total += len(data)
-        if total >= limit:
-            break
-    return torch.frombuffer(bytearray(b"".join(chunks)[:limit]), dtype=torch.uint8).long()
 
 
 def tiny_gpt2(context: int) -> torch.nn.Module:
@@ -109,12 +93,13 @@ def train(name: str, lr: float, args: argparse.Namespace, train_batches, val_bat
 
 def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    tokens = stdlib_corpus(args.corpus_bytes)
-    split = int(0.9 * len(tokens))
-    train_batches = batches(tokens[:split], args.steps, args.batch_size, args.context, args.seed)
-    val_batches = batches(tokens[split:], 20, args.batch_size, args.context, args.seed + 1)
-    logger.info("corpus: %d bytes of stdlib source; %d steps of %dx%d bytes", len(tokens),
-                args.steps, args.batch_size, args.context)  # fmt: skip
+    from sgdsai.experiments.data import stdlib_split
+
+    train_tokens, val_tokens = stdlib_split(args.corpus_bytes)  # every 10th file held out
+    train_batches = batches(train_tokens, args.steps, args.batch_size, args.context, args.seed)
+    val_batches = batches(val_tokens, 20, args.batch_size, args.context, args.seed + 1)
+    logger.info("corpus: %d + %d bytes of stdlib source (train + held-out files); %d steps of %dx%d bytes",
+                len(train_tokens), len(val_tokens), args.steps, args.batch_size, args.context)  # fmt: skip
     results = [
         train("SGD-SaI", args.sgdsai_lr, args, train_batches, val_batches),
         train("AdamW", args.adamw_lr, args, train_batches, val_batches),
