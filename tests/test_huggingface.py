@@ -25,7 +25,7 @@ def tiny_gpt2(seed: int = 0) -> transformers.GPT2LMHeadModel:
     torch.manual_seed(seed)
     config = transformers.GPT2Config(
         vocab_size=VOCAB, n_positions=CONTEXT, n_embd=16, n_layer=2, n_head=2, resid_pdrop=0.0,
-        embd_pdrop=0.0, attn_pdrop=0.0,
+        embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
     )
     return transformers.GPT2LMHeadModel(config)
 
