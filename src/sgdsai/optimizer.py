@@ -73,7 +73,7 @@ class SGDSaI(Optimizer):
                 loss = closure()
         self._measure_new_tensors()
         for group in self.param_groups:
-            owners, params, grads, bufs, scales = self._init_group(group)
+            owners, params, grads, bufs, scales = self._group_tensors(group)
             sgdsai(
                 params,
                 grads,
@@ -91,6 +91,9 @@ class SGDSaI(Optimizer):
                     self.state[p]["momentum_buffer"] = torch.view_as_complex(buf) if p.is_complex() else buf
         return loss
 
+    # Host-side bookkeeping (Python state, CPU scalars) stays out of torch.compile graphs: traced,
+    # it would guard on each step's new .grad objects and recompile every step.
+    @torch._disable_dynamo
     def _measure_new_tensors(self) -> None:
         """Measure the g-SNR of every tensor that has a gradient and no ``state["gsnr"]`` yet."""
         new = [
@@ -119,7 +122,8 @@ class SGDSaI(Optimizer):
             scale = gsnr.lr_scale(result, reference, group["normalize"])  # type: ignore[arg-type]
             self.state[p]["gsnr"] = torch.tensor(scale, dtype=torch.float32)
 
-    def _init_group(
+    @torch._disable_dynamo  # not named _init_group: dynamo expects that method to return a constant
+    def _group_tensors(
         self, group: dict[str, Any]
     ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor | None], list[float]]:
         """The tensors this step updates, as real views; ``owners`` are the parameters themselves."""
