@@ -41,9 +41,13 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    accelerator = Accelerator(gradient_accumulation_steps=args.accumulate, mixed_precision=args.mixed_precision)
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.accumulate, mixed_precision=args.mixed_precision
+    )
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=64, n_positions=32, n_embd=64, n_layer=2, n_head=4, bos_token_id=0, eos_token_id=0)
+    config = GPT2Config(
+        vocab_size=64, n_positions=32, n_embd=64, n_layer=2, n_head=4, bos_token_id=0, eos_token_id=0
+    )
     model = GPT2LMHeadModel(config)
     sgdsai = SGDSaI(decay_groups(model, args.weight_decay), args.lr)
     scheduler = get_cosine_schedule_with_warmup(sgdsai, args.steps // 10, args.steps)
@@ -62,7 +66,12 @@ def main() -> None:
             scheduler.step()
             optimizer.zero_grad()
         if accelerator.sync_gradients and (step // args.accumulate) % 10 == 0:
-            logger.info("step %d  loss %.3f  lr %.3g", step // args.accumulate, loss.item(), scheduler.get_last_lr()[0])
+            logger.info(
+                "step %d  loss %.3f  lr %.3g",
+                step // args.accumulate,
+                loss.item(),
+                scheduler.get_last_lr()[0],
+            )
 
     lowest = sorted(sgdsai.gsnr().items(), key=lambda kv: kv[1])[:3]  # scales by parameter name
     logger.info("lowest g-SNR scales: %s", ", ".join(f"{n}={s:.3f}" for n, s in lowest))

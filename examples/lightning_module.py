@@ -52,8 +52,13 @@ def main() -> None:
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32, shuffle=True)
     steps = 100
     trainer = pl.Trainer(
-        max_steps=steps, gradient_clip_val=1.0, accumulate_grad_batches=2, accelerator="cpu",
-        logger=False, enable_checkpointing=False, enable_model_summary=False,
+        max_steps=steps,
+        gradient_clip_val=1.0,
+        accumulate_grad_batches=2,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
     )
     trainer.fit(TinyRegressor(steps=steps), loader)
 

@@ -24,8 +24,16 @@ VOCAB, CONTEXT = 64, 16
 def tiny_gpt2(seed: int = 0) -> transformers.GPT2LMHeadModel:
     torch.manual_seed(seed)
     config = transformers.GPT2Config(
-        vocab_size=VOCAB, n_positions=CONTEXT, n_embd=16, n_layer=2, n_head=2, resid_pdrop=0.0,
-        embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
+        vocab_size=VOCAB,
+        n_positions=CONTEXT,
+        n_embd=16,
+        n_layer=2,
+        n_head=2,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        bos_token_id=0,
+        eos_token_id=0,
     )
     return transformers.GPT2LMHeadModel(config)
 
@@ -47,8 +55,15 @@ class CountingData(torch.utils.data.Dataset):
 
 def training_args(tmp_path, **overrides) -> transformers.TrainingArguments:
     kwargs = dict(
-        output_dir=str(tmp_path), max_steps=6, per_device_train_batch_size=8, use_cpu=True,
-        report_to="none", save_strategy="no", disable_tqdm=True, logging_steps=1, seed=0,
+        output_dir=str(tmp_path),
+        max_steps=6,
+        per_device_train_batch_size=8,
+        use_cpu=True,
+        report_to="none",
+        save_strategy="no",
+        disable_tqdm=True,
+        logging_steps=1,
+        seed=0,
         dataloader_num_workers=0,
     )
     kwargs.update(overrides)
@@ -72,7 +87,9 @@ def test_optimizer_cls_and_kwargs_uses_kwargs_lr_and_trainer_weight_decay(tmp_pa
     model = tiny_gpt2()
     args = training_args(tmp_path, learning_rate=1e-5, weight_decay=0.1, lr_scheduler_type="constant")
     trainer = transformers.Trainer(
-        model=model, args=args, train_dataset=CountingData(),
+        model=model,
+        args=args,
+        train_dataset=CountingData(),
         optimizer_cls_and_kwargs=(SGDSaI, {"lr": 1.0, "momentum": 0.9}),
     )
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -110,7 +127,9 @@ def test_gradient_accumulation_in_trainer_measures_once_on_the_summed_gradient(t
     model = tiny_gpt2()
     opt = SGDSaI(decay_groups(model, 0.0), 1.0)
     args = training_args(tmp_path, max_steps=3, per_device_train_batch_size=4, gradient_accumulation_steps=2)
-    trainer = transformers.Trainer(model=model, args=args, train_dataset=CountingData(), optimizers=(opt, None))
+    trainer = transformers.Trainer(
+        model=model, args=args, train_dataset=CountingData(), optimizers=(opt, None)
+    )
     trainer.train()
     assert trainer.state.global_step == 3
     assert opt.param_groups[0]["gsnr_max"] is not None
@@ -123,8 +142,9 @@ def test_peft_lora_a_matrices_train_although_b_starts_at_zero(tmp_path) -> None:
     peft = pytest.importorskip("peft")
     base = tiny_gpt2()
     frozen = {n: p.detach().clone() for n, p in base.named_parameters()}
-    config = peft.LoraConfig(r=4, lora_alpha=8, target_modules=["c_attn", "c_fc"], lora_dropout=0.0,
-                             fan_in_fan_out=True)
+    config = peft.LoraConfig(
+        r=4, lora_alpha=8, target_modules=["c_attn", "c_fc"], lora_dropout=0.0, fan_in_fan_out=True
+    )
     model = peft.get_peft_model(base, config)
     lora = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     a_names = [n for n in lora if "lora_A" in n]
