@@ -44,7 +44,7 @@ def decay_groups(
         ``[{"params": [...], "weight_decay": weight_decay}, {"params": [...], "weight_decay": 0.0}]``
         with ``(name, parameter)`` pairs, in ``named_params`` order; an empty group is left out.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from sgdsai import SGDSaI
         >>> from sgdsai.param_groups import decay_groups
