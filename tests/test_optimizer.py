@@ -153,7 +153,7 @@ def test_resume_continues_bit_identically(foreach: bool, dtype: torch.dtype) -> 
             p.copy_(saved)
     fresh = SGDSaI(resumed, 0.05, foreach=foreach)
     fresh.load_state_dict(checkpoint["opt"])
-    for p, q in zip(straight, resumed):
+    for _, q in zip(straight, resumed):
         assert fresh.state[q]["gsnr"].dtype == torch.float32
         assert fresh.state[q]["gsnr"].device.type == "cpu"
     run_steps_from(fresh, resumed, 4, 9)

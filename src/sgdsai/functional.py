@@ -121,7 +121,8 @@ def _multi_tensor_sgdsai(
         return
     sign = -1.0 if maximize else 1.0
     grouped = Optimizer._group_tensors_by_device_and_dtype(
-        [params, grads, momentum_buffers], with_indices=True  # type: ignore[list-item]
+        [params, grads, momentum_buffers],  # type: ignore[list-item]
+        with_indices=True,
     )
     for (device_params, device_grads, device_bufs), indices in grouped.values():
         thetas: list[Tensor] = device_params  # type: ignore[assignment]

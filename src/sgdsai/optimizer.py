@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch._compile import _disable_dynamo
 from torch.optim import Optimizer
 from torch.optim.optimizer import ParamsT
 
@@ -83,7 +84,7 @@ class SGDSaI(Optimizer):
                 loss = closure()
         self._measure_new_tensors()
         for group in self.param_groups:
-            owners, params, grads, bufs, scales = self._init_group(group)
+            owners, params, grads, bufs, scales = self._group_tensors(group)
             sgdsai(
                 params,
                 grads,
@@ -104,6 +105,9 @@ class SGDSaI(Optimizer):
                     self.state[p]["momentum_buffer"] = torch.view_as_complex(buf) if p.is_complex() else buf
         return loss
 
+    # Host-side bookkeeping (Python state, CPU scalars) stays out of torch.compile graphs: traced,
+    # it would guard on each step's new .grad objects and recompile every step.
+    @_disable_dynamo
     def _measure_new_tensors(self) -> None:
         """Measure the g-SNR of every tensor that has a gradient and no ``state["gsnr"]`` yet."""
         new = [
@@ -134,7 +138,8 @@ class SGDSaI(Optimizer):
             scale = gsnr.lr_scale(result, reference, group["normalize"])  # type: ignore[arg-type]
             self.state[p]["gsnr"] = torch.tensor(scale, dtype=torch.float32)
 
-    def _init_group(
+    @_disable_dynamo  # not named _init_group: dynamo expects that method to return a constant
+    def _group_tensors(
         self, group: dict[str, Any]
     ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor | None], list[float]]:
         """The tensors this step updates, as real views; ``owners`` are the parameters themselves."""
@@ -204,8 +209,8 @@ def _real(t: Tensor) -> Tensor:
     return torch.view_as_real(t) if t.is_complex() else t
 
 
-SGDSaI.__doc__ = r"""SGD-SaI: SGD with EMA momentum, decoupled weight decay and a constant per-tensor learning-rate
-scale measured once, from each tensor's first gradient (Xu et al., 2024, arXiv 2412.11768).
+SGDSaI.__doc__ = r"""SGD-SaI: SGD with EMA momentum, decoupled weight decay and a constant per-tensor
+learning-rate scale measured once, from each tensor's first gradient (Xu et al., 2024, arXiv 2412.11768).
 
 .. math::
     \begin{aligned}
