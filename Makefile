@@ -4,7 +4,7 @@ VENV := .venv
 PIP := $(VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt
 STAMP = $(VENV)/.installed-$(1)
 
-.PHONY: demo test venv clean
+.PHONY: demo test lint docs clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ demo: $(call STAMP,demo)
 
 test: $(call STAMP,test)
 	$(VENV)/bin/python -m pytest
+
+lint: $(call STAMP,dev)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+docs: $(call STAMP,docs)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

@@ -37,7 +37,7 @@ def kernel_calls(monkeypatch) -> list[int]:
 
 def test_small_and_noncontiguous_tensors_take_the_eager_path(kernel_calls: list[int]) -> None:
     shapes = [(fused.MIN_NUMEL,), (fused.MIN_NUMEL - 1,), (3, 5)]
-    start = make_params(torch.float32, shapes=shapes) + [torch.randn(300, 400).t().requires_grad_()]
+    start = [*make_params(torch.float32, shapes=shapes), torch.randn(300, 400).t().requires_grad_()]
     a, b = clone_params(start), clone_params(start)
     b[-1] = b[-1].detach().t().contiguous().t().requires_grad_()  # clone_params made it contiguous
     assert not b[-1].is_contiguous()

@@ -79,7 +79,9 @@ def fused_sgdsai(
     eager = []
     for i, (theta, g) in enumerate(zip(params, grads)):
         m = momentum_buffers[i]
-        if theta.numel() < max(MIN_NUMEL, 2) or not all(t is None or t.is_contiguous() for t in (theta, g, m)):
+        if theta.numel() < max(MIN_NUMEL, 2) or not all(
+            t is None or t.is_contiguous() for t in (theta, g, m)
+        ):
             eager.append(i)
             continue
         flat = _flat(theta), _flat(g)
@@ -93,6 +95,7 @@ def fused_sgdsai(
             momentum_buffers[i] = m
         mu, s = (0.0, sign) if first else (momentum, sign * (1 - momentum))
         coeffs = torch.tensor([mu, s, decay, -lr * scales[i]], dtype=theta.dtype)
+        assert m is not None
         ema_and_update(*flat, _flat(m), coeffs.to(theta.device, non_blocking=True))
     if eager:
         bufs = [momentum_buffers[i] for i in eager]

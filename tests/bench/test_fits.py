@@ -8,7 +8,7 @@ import json
 import pytest
 
 pytest.importorskip("transformers")
-from sgdsai.bench import fits, memory  # noqa: E402
+from sgdsai.bench import fits, memory
 
 TINY = ("GPT2Config", dict(vocab_size=64, n_positions=16, n_embd=16, n_layer=1, n_head=2), (16, 2))
 

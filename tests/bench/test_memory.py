@@ -9,7 +9,7 @@ import pytest
 import torch
 
 pytest.importorskip("transformers")
-from sgdsai.bench import memory  # noqa: E402
+from sgdsai.bench import memory
 
 TINY = ("GPT2Config", dict(vocab_size=64, n_positions=16, n_embd=16, n_layer=2, n_head=2), (16, 2))
 

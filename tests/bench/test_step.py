@@ -36,8 +36,17 @@ def test_run_writes_record_and_table_renders_it(monkeypatch, tmp_path) -> None:
     pytest.importorskip("tqdm")
     monkeypatch.setitem(step.MODELS, "tiny", (8, 1))
     only = ["sgdsai single", "sgdsai foreach", "adamw fused"]
-    args = argparse.Namespace(model="tiny", rounds=2, steps=1, warmup=0, only=only, device="cpu", threads=None,
-                              note="test", out=tmp_path)  # fmt: skip
+    args = argparse.Namespace(
+        model="tiny",
+        rounds=2,
+        steps=1,
+        warmup=0,
+        only=only,
+        device="cpu",
+        threads=None,
+        note="test",
+        out=tmp_path,
+    )
     step.run(args)
     (folder,) = tmp_path.iterdir()
     rec = record.load(folder)

@@ -27,7 +27,7 @@ def test_idx_files_are_read_as_written(tmp_path) -> None:
 def test_stdlib_bytes_are_deterministic_source_text() -> None:
     tokens = data.stdlib_bytes(5000)
     assert tokens.shape == (5000,) and tokens.dtype == torch.long
-    assert 0 <= int(tokens.min()) and int(tokens.max()) < 256
+    assert int(tokens.min()) >= 0 and int(tokens.max()) < 256
     assert torch.equal(tokens, data.stdlib_bytes(5000))
     assert b"import" in bytes(tokens.tolist())
 

@@ -31,9 +31,15 @@ CANDIDATES = ("sgdsai", "sgdsai bf16 momentum", "sgd-momentum", "adam-mini", "ad
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("fits", help="which optimizers fit a full fp32 step of GPT-2 XL in a memory limit")
-    p.add_argument("--model", default="gpt2-1.5b", help="a model of `sgdsai bench memory` (default: gpt2-1.5b)")
-    p.add_argument("--limit-gib", type=float, default=24.0, help="address-space cap per candidate (default: 24)")
+    p = subparsers.add_parser(
+        "fits", help="which optimizers fit a full fp32 step of GPT-2 XL in a memory limit"
+    )
+    p.add_argument(
+        "--model", default="gpt2-1.5b", help="a model of `sgdsai bench memory` (default: gpt2-1.5b)"
+    )
+    p.add_argument(
+        "--limit-gib", type=float, default=24.0, help="address-space cap per candidate (default: 24)"
+    )
     p.add_argument("--context", type=int, default=128, help="tokens in the one training sequence")
     p.add_argument("--only", nargs="+", choices=CANDIDATES, default=list(CANDIDATES))
     p.add_argument("--out", type=Path, default=record.RECORDS)
@@ -47,10 +53,21 @@ def run(args: argparse.Namespace) -> int:
     for name in tqdm(args.only, desc="fits", unit="optimizer"):
         results.append(attempt(name, args.model, args.limit_gib, args.context))
         logger.info("%s: %s", name, "fits" if results[-1]["fits"] else "does not fit")
-    config = {"model": args.model, "limit_gib": args.limit_gib, "context": args.context, "batch": 1,
-              "dtype": "float32", "limit": "RLIMIT_AS (virtual memory), set before torch is imported"}  # fmt: skip
-    folder = record.write(f"fits_{args.model}_{args.limit_gib:g}gib", config, results,
-                          packages=("transformers", "adam-mini"), root=args.out)  # fmt: skip
+    config = {
+        "model": args.model,
+        "limit_gib": args.limit_gib,
+        "context": args.context,
+        "batch": 1,
+        "dtype": "float32",
+        "limit": "RLIMIT_AS (virtual memory), set before torch is imported",
+    }
+    folder = record.write(
+        f"fits_{args.model}_{args.limit_gib:g}gib",
+        config,
+        results,
+        packages=("transformers", "adam-mini"),
+        root=args.out,
+    )
     for line in markdown(record.load(folder)):
         logger.info(line)
     logger.info("record: %s", folder / "record.json")
@@ -84,7 +101,7 @@ def child(name: str, spec_json: str, limit_gib: float, context: int) -> None:
 
     baseline = _vsz()
     spec = json.loads(spec_json)
-    model = memory.build_meta_from(spec).to_empty(device="cpu")
+    model: Any = memory.build_meta_from(spec).to_empty(device="cpu")
     model.tie_weights()  # to_empty gives tied parameters separate storage
     with torch.no_grad():
         for p in model.parameters():
@@ -111,8 +128,19 @@ def child(name: str, spec_json: str, limit_gib: float, context: int) -> None:
         opt.zero_grad(set_to_none=False)  # keep the gradients allocated: the steady-state footprint
         losses.append(loss.item())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"fits": True, "losses": losses, "peak_rss_gib": peak / GIB, "baseline_vsz_gib": baseline / GIB,
-                      "rss_gib_after": rss, "params": sum(p.numel() for p in model.parameters())}))  # fmt: skip
+    sys.stdout.write(
+        json.dumps(
+            {
+                "fits": True,
+                "losses": losses,
+                "peak_rss_gib": peak / GIB,
+                "baseline_vsz_gib": baseline / GIB,
+                "rss_gib_after": rss,
+                "params": sum(p.numel() for p in model.parameters()),
+            }
+        )
+        + "\n"
+    )
 
 
 def _vsz() -> int:
@@ -127,11 +155,19 @@ def _rss() -> float:
 
 def markdown(rec: dict[str, Any]) -> list[str]:
     cfg = rec["config"]
-    lines = [f"| optimizer ({cfg['model']}, fp32, cap {cfg['limit_gib']:g} GiB) | full step fits? | peak RSS GiB |",
-             "|---|---|---:|"]  # fmt: skip
+    lines = [
+        f"| optimizer ({cfg['model']}, fp32, cap {cfg['limit_gib']:g} GiB) | full step fits? | peak RSS GiB |",
+        "|---|---|---:|",
+    ]
     for r in rec["results"]:
         error = r.get("error", "")
-        verdict = "yes" if r["fits"] else "no (out of memory)" if "allocate memory" in error else f"no ({error[:60]})"
+        verdict = (
+            "yes"
+            if r["fits"]
+            else "no (out of memory)"
+            if "allocate memory" in error
+            else f"no ({error[:60]})"
+        )
         peak = f"{r['peak_rss_gib']:.1f}" if "peak_rss_gib" in r else "-"
         lines.append(f"| {r['optimizer']} | {verdict} | {peak} |")
     return lines

@@ -35,11 +35,18 @@ MODELS: dict[str, tuple[str, dict[str, Any], tuple[int, int]]] = {
     "gpt2-1.5b": ("GPT2Config", dict(n_embd=1600, n_layer=48, n_head=25), (1600, 25)),
     "llama-2-7b": (
         "LlamaConfig",
-        dict(vocab_size=32000, hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-             num_attention_heads=32, num_key_value_heads=32, tie_word_embeddings=False),
+        dict(
+            vocab_size=32000,
+            hidden_size=4096,
+            intermediate_size=11008,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=32,
+            tie_word_embeddings=False,
+        ),
         (4096, 32),
     ),
-}  # fmt: skip
+}
 
 #: Table 1 of the paper (A100, "GB" = GiB, from the torch profiler's OPTIMIZER_STATE category).
 PAPER_GIB = {
@@ -49,7 +56,9 @@ PAPER_GIB = {
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("memory", help="optimizer-state bytes of GPT-2 124M..1.5B and Llama-2-7B (meta device)")
+    p = subparsers.add_parser(
+        "memory", help="optimizer-state bytes of GPT-2 124M..1.5B and Llama-2-7B (meta device)"
+    )
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     p.add_argument("--out", type=Path, default=record.RECORDS)
     p.set_defaults(run=run)
@@ -96,7 +105,12 @@ def state_bytes(opt: Any, param_device: torch.device) -> dict[str, Any]:
                 device_bytes += n
             else:
                 host_bytes += n
-    return {"total": device_bytes + host_bytes, "device": device_bytes, "host": host_bytes, "per_key": per_key}
+    return {
+        "total": device_bytes + host_bytes,
+        "device": device_bytes,
+        "host": host_bytes,
+        "per_key": per_key,
+    }
 
 
 def measure(model: nn.Module, build: Callable) -> dict[str, Any]:
@@ -131,11 +145,18 @@ def run(args: argparse.Namespace) -> int:
         param_bytes = sum(p.numel() * p.element_size() for p in params)
         try:
             got = measure(model, candidates(model_name)[opt_name])
-        except Exception as exc:  # noqa: BLE001  (a third-party optimizer that cannot run on meta: say so)
+        except Exception as exc:
             logger.warning("%s on %s failed on meta: %r", opt_name, model_name, exc)
             got = {"error": repr(exc)}
-        entry = {"model": model_name, "optimizer": opt_name, "params": numel, "tensors": len(params),
-                 "param_bytes": param_bytes, "method": "measured on meta", **got}  # fmt: skip
+        entry = {
+            "model": model_name,
+            "optimizer": opt_name,
+            "params": numel,
+            "tensors": len(params),
+            "param_bytes": param_bytes,
+            "method": "measured on meta",
+            **got,
+        }
         if "total" in got:
             entry["gib"] = got["total"] / GIB
             entry["gb"] = got["total"] / 1e9
@@ -145,12 +166,18 @@ def run(args: argparse.Namespace) -> int:
             entry["paper_gib"] = paper
         results.append(entry)
         logger.debug("%s", entry)
-    config = {"models": {m: MODELS[m][:2] for m in args.models}, "dtype": "float32",
-              "hyperparameters": {"lr": optimizers.LR, "weight_decay": optimizers.WEIGHT_DECAY}}  # fmt: skip
-    notes = ("Optimizer state after one step, counted tensor by tensor on the meta device; tied embeddings count once. "
-             "GiB = 2**30 bytes (the paper's 'GB'), GB = 1e9 bytes.")  # fmt: skip
-    folder = record.write("memory_state", config, results, packages=("transformers", "adam-mini"), notes=notes,
-                          root=args.out)  # fmt: skip
+    config = {
+        "models": {m: MODELS[m][:2] for m in args.models},
+        "dtype": "float32",
+        "hyperparameters": {"lr": optimizers.LR, "weight_decay": optimizers.WEIGHT_DECAY},
+    }
+    notes = (
+        "Optimizer state after one step, counted tensor by tensor on the meta device; tied embeddings count once. "
+        "GiB = 2**30 bytes (the paper's 'GB'), GB = 1e9 bytes."
+    )
+    folder = record.write(
+        "memory_state", config, results, packages=("transformers", "adam-mini"), notes=notes, root=args.out
+    )
     plot(record.load(folder), folder / "memory.png")
     for line in markdown(record.load(folder)):
         logger.info(line)
@@ -184,7 +211,6 @@ def plot(rec: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
     from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     rows = [r for r in rec["results"] if "gib" in r]
@@ -195,10 +221,20 @@ def plot(rec: dict[str, Any], path: Path) -> None:
         xs, ys = [r["params"] / 1e9 for r in mine], [r["gib"] for r in mine]
         line = ax.plot(xs, ys, styles[k % len(styles)], label=opt, ms=7 - k, alpha=0.85)[0]
         paper = [r for r in mine if "paper_gib" in r]
-        ax.plot([r["params"] / 1e9 for r in paper], [r["paper_gib"] for r in paper], "x", ms=9,
-                color=line.get_color())  # fmt: skip
-    ax.set(xscale="log", yscale="log", xlabel="parameters (billions)", ylabel="optimizer state (GiB)",
-           title="Optimizer state, fp32 (o measured, x paper Table 1)")  # fmt: skip
+        ax.plot(
+            [r["params"] / 1e9 for r in paper],
+            [r["paper_gib"] for r in paper],
+            "x",
+            ms=9,
+            color=line.get_color(),
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="parameters (billions)",
+        ylabel="optimizer state (GiB)",
+        title="Optimizer state, fp32 (o measured, x paper Table 1)",
+    )
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         axis.set_major_formatter(ScalarFormatter())

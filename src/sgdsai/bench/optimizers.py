@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -25,7 +25,7 @@ LR, WEIGHT_DECAY, MOMENTUM, BETA2 = 1e-3, 5e-2, 0.9, 0.999
 def sgdsai(*, foreach: bool | None = None, fused: bool | None = None, **flags: Any) -> Factory:
     from sgdsai import SGDSaI
 
-    extra = {} if fused is None else {"fused": fused}
+    extra: dict[str, Any] = {} if fused is None else {"fused": fused}
 
     def build(named: NamedParams) -> Optimizer:
         return SGDSaI(named, LR, MOMENTUM, WEIGHT_DECAY, foreach=foreach, **extra, **flags)
@@ -34,18 +34,22 @@ def sgdsai(*, foreach: bool | None = None, fused: bool | None = None, **flags: A
 
 
 def adamw(**flags: Any) -> Factory:
-    return lambda named: torch.optim.AdamW([p for _, p in named], LR, (MOMENTUM, BETA2), 1e-8, WEIGHT_DECAY, **flags)
+    return lambda named: torch.optim.AdamW(
+        [p for _, p in named], LR, (MOMENTUM, BETA2), 1e-8, WEIGHT_DECAY, **flags
+    )
 
 
 def sgd_momentum(**flags: Any) -> Factory:
-    return lambda named: torch.optim.SGD([p for _, p in named], LR, MOMENTUM, weight_decay=WEIGHT_DECAY, **flags)
+    return lambda named: torch.optim.SGD(
+        [p for _, p in named], LR, MOMENTUM, weight_decay=WEIGHT_DECAY, **flags
+    )
 
 
 def official(named: NamedParams) -> Optimizer:
     """The authors' released ``sgd-sai`` 1.0.3 (it prints a banner on its first step)."""
     import sgd_sai
 
-    return _Quiet(sgd_sai.SGD_sai([p for _, p in named], LR, MOMENTUM, 1e-8, WEIGHT_DECAY))
+    return cast(Optimizer, _Quiet(sgd_sai.SGD_sai([p for _, p in named], LR, MOMENTUM, 1e-8, WEIGHT_DECAY)))
 
 
 def pytorch_optimizer(named: NamedParams) -> Optimizer:
@@ -62,8 +66,10 @@ def adam_mini(dim: int, n_heads: int) -> Factory:
         import adam_mini as am
 
         with contextlib.redirect_stdout(io.StringIO()):
-            opt = am.Adam_mini(named, LR, (MOMENTUM, BETA2), weight_decay=WEIGHT_DECAY, dim=dim, n_heads=n_heads)
-        return _Quiet(opt)
+            opt = am.Adam_mini(
+                named, LR, (MOMENTUM, BETA2), weight_decay=WEIGHT_DECAY, dim=dim, n_heads=n_heads
+            )
+        return cast(Optimizer, _Quiet(opt))
 
     return build
 

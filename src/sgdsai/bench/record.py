@@ -20,7 +20,9 @@ RECORDS = Path("experiments") / "records"
 def git_sha() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        )
     except (OSError, subprocess.CalledProcessError):
         return None
     return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
@@ -58,8 +60,15 @@ def machine() -> dict[str, Any]:
     }
 
 
-def write(name: str, config: dict[str, Any], results: Any, *, packages: tuple[str, ...] = (), notes: str = "",
-          root: Path = RECORDS) -> Path:
+def write(
+    name: str,
+    config: dict[str, Any],
+    results: Any,
+    *,
+    packages: tuple[str, ...] = (),
+    notes: str = "",
+    root: Path = RECORDS,
+) -> Path:
     """Write ``<root>/<YYYY-MM-DD>_<name>[_<n>]/record.json`` (a new folder, never overwriting one)
     and return that directory."""
     today = datetime.datetime.now(datetime.timezone.utc)

@@ -34,7 +34,14 @@ logger = logging.getLogger(__name__)
 MODELS = {"gpt2-124m": (768, 12), "gpt2-355m": (1024, 24), "gpt2-774m": (1280, 36), "gpt2-1.5b": (1600, 48)}
 
 #: Bytes moved per float32 element by one steady step, for the floor.
-BYTES_PER_ELEMENT = {"sgdsai": 20, "sgd": 20, "adamw": 28, "official": 20, "pytorch_optimizer": 20, "probe": 12}
+BYTES_PER_ELEMENT = {
+    "sgdsai": 20,
+    "sgd": 20,
+    "adamw": 28,
+    "official": 20,
+    "pytorch_optimizer": 20,
+    "probe": 12,
+}
 
 REFERENCE = "adamw fused"
 
@@ -53,20 +60,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def gpt2_shapes(n_embd: int, n_layer: int, vocab: int = 50257, context: int = 1024) -> list[tuple[str, tuple]]:
+def gpt2_shapes(
+    n_embd: int, n_layer: int, vocab: int = 50257, context: int = 1024
+) -> list[tuple[str, tuple]]:
     """GPT-2's parameter names and shapes (HF ``Conv1D`` layout, tied output embedding)."""
     e = n_embd
     shapes: list[tuple[str, tuple]] = [("wte", (vocab, e)), ("wpe", (context, e))]
     for i in range(n_layer):
         shapes += [
-            (f"h.{i}.ln_1.weight", (e,)), (f"h.{i}.ln_1.bias", (e,)),
-            (f"h.{i}.attn.c_attn.weight", (e, 3 * e)), (f"h.{i}.attn.c_attn.bias", (3 * e,)),
-            (f"h.{i}.attn.c_proj.weight", (e, e)), (f"h.{i}.attn.c_proj.bias", (e,)),
-            (f"h.{i}.ln_2.weight", (e,)), (f"h.{i}.ln_2.bias", (e,)),
-            (f"h.{i}.mlp.c_fc.weight", (e, 4 * e)), (f"h.{i}.mlp.c_fc.bias", (4 * e,)),
-            (f"h.{i}.mlp.c_proj.weight", (4 * e, e)), (f"h.{i}.mlp.c_proj.bias", (e,)),
-        ]  # fmt: skip
-    return shapes + [("ln_f.weight", (e,)), ("ln_f.bias", (e,))]
+            (f"h.{i}.ln_1.weight", (e,)),
+            (f"h.{i}.ln_1.bias", (e,)),
+            (f"h.{i}.attn.c_attn.weight", (e, 3 * e)),
+            (f"h.{i}.attn.c_attn.bias", (3 * e,)),
+            (f"h.{i}.attn.c_proj.weight", (e, e)),
+            (f"h.{i}.attn.c_proj.bias", (e,)),
+            (f"h.{i}.ln_2.weight", (e,)),
+            (f"h.{i}.ln_2.bias", (e,)),
+            (f"h.{i}.mlp.c_fc.weight", (e, 4 * e)),
+            (f"h.{i}.mlp.c_fc.bias", (4 * e,)),
+            (f"h.{i}.mlp.c_proj.weight", (4 * e, e)),
+            (f"h.{i}.mlp.c_proj.bias", (e,)),
+        ]
+    return [*shapes, ("ln_f.weight", (e,)), ("ln_f.bias", (e,))]
 
 
 def candidates() -> dict[str, tuple[str, Callable]]:
@@ -125,8 +140,10 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     gen = torch.Generator(device="cpu").manual_seed(0)
-    named = [(n, (0.02 * torch.randn(s, generator=gen)).to(device).requires_grad_())
-             for n, s in gpt2_shapes(*MODELS[args.model])]  # fmt: skip
+    named = [
+        (n, (0.02 * torch.randn(s, generator=gen)).to(device).requires_grad_())
+        for n, s in gpt2_shapes(*MODELS[args.model])
+    ]
     for _, p in named:
         p.grad = 1e-3 * torch.randn(p.shape, generator=gen).to(device) + 1e-4
     numel = sum(p.numel() for _, p in named)
@@ -144,22 +161,32 @@ def run(args: argparse.Namespace) -> int:
     times: dict[str, list[float]] = {n: [] for n in names}
     with tqdm(total=args.rounds * len(names), desc="rounds", unit="run") as bar:
         for r in range(args.rounds):
-            for name in names[r % len(names):] + names[: r % len(names)]:  # rotate the order each round
+            for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order each round
                 times[name].append(_timed(opts[name].step, args.steps, device))
                 bar.update()
     results = summarize(times, first, {**{n: k for n, (k, _) in table.items()}, "probe": "probe"}, numel)
     config = {
-        "model": args.model, "shapes": "GPT-2 (wte, wpe, ln, c_attn, c_proj, c_fc, mlp.c_proj, biases), fp32",
-        "params": numel, "tensors": len(named), "device": str(device), "threads": torch.get_num_threads(),
-        "load_average_at_start": load_at_start, "rounds": args.rounds, "steps_per_round": args.steps,
-        "warmup": args.warmup, "reference": REFERENCE,
+        "model": args.model,
+        "shapes": "GPT-2 (wte, wpe, ln, c_attn, c_proj, c_fc, mlp.c_proj, biases), fp32",
+        "params": numel,
+        "tensors": len(named),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "load_average_at_start": load_at_start,
+        "rounds": args.rounds,
+        "steps_per_round": args.steps,
+        "warmup": args.warmup,
+        "reference": REFERENCE,
         "hyperparameters": {
-            "lr": optimizers.LR, "momentum": optimizers.MOMENTUM, "weight_decay": optimizers.WEIGHT_DECAY,
+            "lr": optimizers.LR,
+            "momentum": optimizers.MOMENTUM,
+            "weight_decay": optimizers.WEIGHT_DECAY,
         },
-    }  # fmt: skip
+    }
     packages = ("sgd-sai", "pytorch-optimizer", "tqdm")
-    folder = record.write(f"step_{args.model}_{device.type}", config, results, packages=packages, notes=args.note,
-                          root=args.out)  # fmt: skip
+    folder = record.write(
+        f"step_{args.model}_{device.type}", config, results, packages=packages, notes=args.note, root=args.out
+    )
     rec = record.load(folder)
     plot(rec, folder / "step.png")
     for line in markdown(rec):
@@ -168,7 +195,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def summarize(times: dict[str, list[float]], first: dict[str, float], kinds: dict[str, str], numel: int) -> dict:
+def summarize(
+    times: dict[str, list[float]], first: dict[str, float], kinds: dict[str, str], numel: int
+) -> dict:
     """Medians, spreads, ratios to :data:`REFERENCE`, and achieved bandwidth against the probe's.
 
     The ``min_*`` ratios compare best rounds (each candidate's and the probe's fastest): on a
@@ -193,8 +222,11 @@ def summarize(times: dict[str, list[float]], first: dict[str, float], kinds: dic
             "min_over_floor": min(t) / (moved / best_bandwidth),
             "min_over_reference": min(t) / min(times[REFERENCE]) if ref else None,
         }
-    return {"probe_bandwidth_gb_s": bandwidth / 1e9, "probe_best_bandwidth_gb_s": best_bandwidth / 1e9,
-            "candidates": rows}  # fmt: skip
+    return {
+        "probe_bandwidth_gb_s": bandwidth / 1e9,
+        "probe_best_bandwidth_gb_s": best_bandwidth / 1e9,
+        "candidates": rows,
+    }
 
 
 def markdown(rec: dict[str, Any]) -> list[str]:
@@ -208,8 +240,10 @@ def markdown(rec: dict[str, Any]) -> list[str]:
     for name, r in sorted(rows.items(), key=lambda kv: kv[1]["median_ms"]):
         ratio = f"{r['over_reference']:.2f} ({r['min_over_reference']:.2f})" if r["over_reference"] else "-"
         first = f"{r['first_step_ms']:.0f}" if r["first_step_ms"] is not None else "-"
-        lines.append(f"| {name} | {r['median_ms']:.0f} ({r['min_ms']:.0f}) | {ratio} | {r['over_floor']:.2f} "
-                     f"({r['min_over_floor']:.2f}) | {r['achieved_gb_s']:.1f} | {first} |")  # fmt: skip
+        lines.append(
+            f"| {name} | {r['median_ms']:.0f} ({r['min_ms']:.0f}) | {ratio} | {r['over_floor']:.2f} "
+            f"({r['min_over_floor']:.2f}) | {r['achieved_gb_s']:.1f} | {first} |"
+        )
     return lines
 
 
@@ -224,15 +258,30 @@ def plot(rec: dict[str, Any], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.5))
     y = range(len(rows))
     med = [r["median_ms"] for _, r in rows]
-    err = [[m - r["min_ms"] for m, (_, r) in zip(med, rows)], [r["max_ms"] - m for m, (_, r) in zip(med, rows)]]
-    colors = ["tab:green" if n.startswith("sgdsai") else "tab:gray" if n == "probe" else "tab:blue" for n, _ in rows]
+    err = [
+        [m - r["min_ms"] for m, (_, r) in zip(med, rows)],
+        [r["max_ms"] - m for m, (_, r) in zip(med, rows)],
+    ]
+    colors = [
+        "tab:green" if n.startswith("sgdsai") else "tab:gray" if n == "probe" else "tab:blue" for n, _ in rows
+    ]
     ax.barh(list(y), med, xerr=err, color=colors, alpha=0.8)
-    ax.scatter([r["median_ms"] / r["over_floor"] for _, r in rows], list(y), marker="|", s=200, color="k",
-               label="bandwidth floor", zorder=3)  # fmt: skip
+    ax.scatter(
+        [r["median_ms"] / r["over_floor"] for _, r in rows],
+        list(y),
+        marker="|",
+        s=200,
+        color="k",
+        label="bandwidth floor",
+        zorder=3,
+    )
     ax.set_yticks(list(y), [n for n, _ in rows])
     cfg = rec["config"]
-    ax.set(xlabel="step time (ms, median over rounds)", title=f"{cfg['model']} ({cfg['params'] / 1e6:.0f}M), "
-           f"{cfg['device']}, {rec['machine']['torch_threads']} threads")  # fmt: skip
+    ax.set(
+        xlabel="step time (ms, median over rounds)",
+        title=f"{cfg['model']} ({cfg['params'] / 1e6:.0f}M), "
+        f"{cfg['device']}, {rec['machine']['torch_threads']} threads",
+    )
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

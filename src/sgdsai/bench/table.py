@@ -17,7 +17,11 @@ from sgdsai.bench import record
 logger = logging.getLogger(__name__)
 
 #: record name prefix -> module that renders it
-RENDERERS = {"memory_state": "sgdsai.bench.memory", "step_": "sgdsai.bench.step", "fits_": "sgdsai.bench.fits"}
+RENDERERS = {
+    "memory_state": "sgdsai.bench.memory",
+    "step_": "sgdsai.bench.step",
+    "fits_": "sgdsai.bench.fits",
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

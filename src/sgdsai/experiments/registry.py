@@ -109,9 +109,14 @@ def _adam_mini(named, lr, weight_decay, info):
 
     with _QuietStdout():
         opt = Adam_mini(
-            named, lr, betas=(0.9, 0.95), weight_decay=weight_decay,
-            dim=info["dim"], n_heads=info["n_heads"], verbose=False,
-        )  # fmt: skip
+            named,
+            lr,
+            betas=(0.9, 0.95),
+            weight_decay=weight_decay,
+            dim=info["dim"],
+            n_heads=info["n_heads"],
+            verbose=False,
+        )
     for attribute, keys in info.get("adam_mini", {}).items():
         getattr(opt, attribute).update(keys)
     return _quiet(opt)
@@ -133,15 +138,21 @@ class Spec:
 
 
 OPTIMIZERS: dict[str, Spec] = {
-    "sgdsai": Spec(_sgdsai(True, False), None, "SGD-SaI, paper mode (population std, max-normalised)", 0.1, 1e-2),
-    "sgdsai-official": Spec(_sgdsai(False, True), None, "SGD-SaI, released-code mode (unbiased std, raw g-SNR)", 1e-3, 1e-2),
-    "sgd-sai-pkg": Spec(_official_package, "sgd-sai", "the released sgd-sai 1.0.3 package itself", 1e-3, 1e-2),
+    "sgdsai": Spec(
+        _sgdsai(True, False), None, "SGD-SaI, paper mode (population std, max-normalised)", 0.1, 1e-2
+    ),
+    "sgdsai-official": Spec(
+        _sgdsai(False, True), None, "SGD-SaI, released-code mode (unbiased std, raw g-SNR)", 1e-3, 1e-2
+    ),
+    "sgd-sai-pkg": Spec(
+        _official_package, "sgd-sai", "the released sgd-sai 1.0.3 package itself", 1e-3, 1e-2
+    ),
     "adamw": Spec(_adamw, None, "torch.optim.AdamW, betas (0.9, 0.95)", 1e-3, 0.1),
     "sgdm": Spec(_sgd(False), None, "torch.optim.SGD, momentum 0.9", 0.1, 1e-4),
     "nesterov": Spec(_sgd(True), None, "torch.optim.SGD, Nesterov momentum 0.9", 0.1, 1e-4),
     "adam-mini": Spec(_adam_mini, "adam-mini", "Adam-mini 1.1.1, betas (0.9, 0.95)", 1e-3, 0.1),
     "prodigy": Spec(_prodigy, "prodigyopt", "Prodigy 1.1.2 (lr is a multiplier of its estimate)", 1.0, 0.1),
-}  # fmt: skip
+}
 
 
 def build_optimizer(

@@ -50,17 +50,27 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for (opt, lr, wd), rs in sorted(cells.items()):
         vals = [_metric(r, "val_loss") for r in rs]
         accs = [r["metrics"].get("val_accuracy") for r in rs if r["metrics"].get("val_accuracy") is not None]
-        rows.append({
-            "optimizer": opt, "lr": lr, "weight_decay": wd, "seeds": len(rs),
-            "val_loss": statistics.fmean(vals),
-            "val_loss_std": statistics.stdev(vals) if len(vals) > 1 and all(map(math.isfinite, vals)) else 0.0,
-            "train_loss": statistics.fmean(_metric(r, "final_train_loss") for r in rs),
-            "val_accuracy": statistics.fmean(accs) if accs else None,
-            "diverged": sum(r["metrics"]["diverged"] for r in rs),
-            "state_bytes": rs[0]["state_bytes"], "param_bytes": rs[0]["param_bytes"],
-            "median_step_ms": statistics.median(r["median_step_ms"] for r in rs if r["median_step_ms"] is not None),
-            "runs": rs,
-        })  # fmt: skip
+        rows.append(
+            {
+                "optimizer": opt,
+                "lr": lr,
+                "weight_decay": wd,
+                "seeds": len(rs),
+                "val_loss": statistics.fmean(vals),
+                "val_loss_std": statistics.stdev(vals)
+                if len(vals) > 1 and all(map(math.isfinite, vals))
+                else 0.0,
+                "train_loss": statistics.fmean(_metric(r, "final_train_loss") for r in rs),
+                "val_accuracy": statistics.fmean(accs) if accs else None,
+                "diverged": sum(r["metrics"]["diverged"] for r in rs),
+                "state_bytes": rs[0]["state_bytes"],
+                "param_bytes": rs[0]["param_bytes"],
+                "median_step_ms": statistics.median(
+                    r["median_step_ms"] for r in rs if r["median_step_ms"] is not None
+                ),
+                "runs": rs,
+            }
+        )
     return rows
 
 
@@ -97,16 +107,19 @@ def render(records: list[dict[str, Any]], out: Path) -> Path:
         first = runs[0]
         adamw_state = best["adamw"]["state_bytes"] if "adamw" in best else None
         lines += [
-            f"## {first['task_description']}, {steps} steps (preset `{preset or '-'}`)", "",
+            f"## {first['task_description']}, {steps} steps (preset `{preset or '-'}`)",
+            "",
             (
                 f"Machine: {first['machine']['platform']}, {first['machine']['torch_threads']} threads, "
                 f"device {first['machine']['device']}; git {str(first['git']['sha'])[:10]}; "
                 f"torch {first['versions'].get('torch')}."
-            ), "",
-            "### Best configuration per optimizer (lowest mean validation loss)", "",
+            ),
+            "",
+            "### Best configuration per optimizer (lowest mean validation loss)",
+            "",
             "| optimizer | lr | wd | seeds | val loss | train loss | val acc | state | state vs AdamW | step (median) |",
             "|---|---|---|---|---|---|---|---|---|---|",
-        ]  # fmt: skip
+        ]
         for opt, row in sorted(best.items(), key=lambda kv: kv[1]["val_loss"]):
             ratio = f"{100 * row['state_bytes'] / adamw_state:.1f}%" if adamw_state else "—"
             std = f" ± {row['val_loss_std']:.4f}" if row["seeds"] > 1 else ""
@@ -115,8 +128,13 @@ def render(records: list[dict[str, Any]], out: Path) -> Path:
                 f"| {_fmt(row['train_loss'])} | {_fmt(row['val_accuracy'], '.3f')} | {row['state_bytes']:,} B "
                 f"| {ratio} | {row['median_step_ms']:.2f} ms |"
             )
-        lines += ["", "### Every configuration", "", "| optimizer | lr | wd | seeds | diverged | val loss | train loss |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        lines += [
+            "",
+            "### Every configuration",
+            "",
+            "| optimizer | lr | wd | seeds | diverged | val loss | train loss |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for row in rows:
             lines.append(
                 f"| {row['optimizer']} | {row['lr']:g} | {row['weight_decay']:g} | {row['seeds']} | {row['diverged']} "
@@ -139,8 +157,10 @@ def _gsnr_table(best: dict[str, dict[str, Any]]) -> list[str]:
     trace = row["runs"][0]["gsnr_trace"]
     lines = [
         f"### g-SNR during training ({row['optimizer']}, lr {row['lr']:g}, seed {row['runs'][0]['config']['seed']})",
-        "", "| tensor | step 0 | last traced | last / first | min / max over run |", "|---|---|---|---|---|",
-    ]  # fmt: skip
+        "",
+        "| tensor | step 0 | last traced | last / first | min / max over run |",
+        "|---|---|---|---|---|",
+    ]
     for name, values in trace["tensors"].items():
         vs = [v for v in values if v is not None]
         if len(vs) < 2:
@@ -177,9 +197,9 @@ def _plots(rows: list[dict[str, Any]], best: dict[str, dict[str, Any]], out: Pat
     )
     ax.legend()
     names.append(_save(fig, out, f"{slug}-lr.png"))
-    row = best.get("sgdsai") or best.get("sgdsai-official")
-    if row is not None:
-        trace = row["runs"][0]["gsnr_trace"]
+    sai = best.get("sgdsai") or best.get("sgdsai-official")
+    if sai is not None:
+        trace = sai["runs"][0]["gsnr_trace"]
         fig, ax = plt.subplots(figsize=(6, 4))
         for name, values in trace["tensors"].items():
             pts = [(s, v) for s, v in zip(trace["steps"], values) if v is not None]

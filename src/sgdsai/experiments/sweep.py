@@ -84,6 +84,8 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     from sgdsai.experiments.registry import OPTIMIZERS
     from sgdsai.experiments.train import config_from_args
 
+    lrs: dict[str, Sequence[float]]
+    wds: dict[str, Sequence[float]]
     if args.preset:
         preset = PRESETS[args.preset]
         if args.task != preset["task"]:

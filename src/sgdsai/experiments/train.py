@@ -100,7 +100,7 @@ def run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda t: lr_factor(t, config.steps, warmup, config.min_lr_ratio)
     )
-    losses: list[list[float]] = []
+    losses: list[list[Any]] = []  # [step, loss or None when diverged, lr]
     evals: list[dict[str, float]] = []
     trace: dict[str, Any] = {"steps": [], "tensors": {name: [] for name in task.traced}}
     step_s, iter_s = [], []

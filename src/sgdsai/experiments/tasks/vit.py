@@ -74,7 +74,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
     torch.manual_seed(seed)
     config = ViTConfig(
         image_size=image, patch_size=patch, num_channels=1, hidden_size=hidden, num_hidden_layers=layers,
-        num_attention_heads=heads, intermediate_size=2 * hidden, num_labels=10,
+        num_attention_heads=heads, intermediate_size=2 * hidden, num_labels=10,  # type: ignore[call-arg]
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )  # fmt: skip
     model = ViTForImageClassification(config)
