@@ -105,28 +105,74 @@ def fashion_mnist(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     return x, _read_idx(labels).long()
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def verified(folder: Path, files: dict[str, str]) -> bool:
+    """Whether every ``name -> sha256`` in ``files`` is present in ``folder`` with that hash."""
+    return all((folder / n).exists() and sha256(folder / n) == h for n, h in files.items())
+
+
+def install_verified(source: Path, folder: Path, files: dict[str, str], origin: str) -> None:
+    """Check ``files`` (relative names -> sha256) under ``source``, then copy them into ``folder``.
+    Nothing is copied unless every file matches, so a cache folder is never half-updated."""
+    for name, digest in files.items():
+        if sha256(source / name) != digest:
+            raise RuntimeError(f"{name} from {origin} does not match its recorded sha256")
+    for name in files:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / name, folder / name)
+
+
+def unpack_deb(package: str, workdir: Path) -> Path:
+    """``apt-get download PACKAGE`` into ``workdir`` and unpack it there (no install, no
+    dependencies, no root needed); returns the unpacked root."""
+    try:
+        subprocess.run(["apt-get", "download", package], cwd=workdir, check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError) as e:
+        detail = getattr(e, "stderr", b"") or b""
+        raise RuntimeError(
+            f"apt-get download {package} failed: {detail.decode(errors='replace') or e}"
+        ) from e
+    (deb,) = workdir.glob(f"{package}_*.deb")
+    root = workdir / f"{package}-unpacked"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
+    return root
+
+
+def pip_download(requirement: str, workdir: Path, *, sdist: bool = False) -> Path:
+    """``pip download --no-deps REQUIREMENT`` (a wheel, or the sdist) into ``workdir``; returns the file."""
+    import sys
+
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--quiet",
+        "-d",
+        str(workdir),
+        requirement,
+    ]
+    if sdist:
+        command[4:4] = ["--no-binary", ":all:"]
+    subprocess.run(command, check=True)
+    (path,) = [p for p in workdir.iterdir() if p.is_file()]
+    return path
 
 
 def fetch_fashion_mnist() -> Path:
     """Download the Debian package into a temporary folder, unpack it, verify and copy the four
     files into the cache. Files already present and verified are not fetched again."""
     folder = cache_dir() / "fashion-mnist"
-    if all((folder / n).exists() and _sha256(folder / n) == h for n, h in FASHION_FILES.items()):
+    if verified(folder, FASHION_FILES):
         logger.info("Fashion-MNIST already in %s", folder)
         return folder
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run(["apt-get", "download", FASHION_DEB], cwd=tmp, check=True, capture_output=True)
-        (deb,) = Path(tmp).glob("*.deb")
-        subprocess.run(["dpkg-deb", "-x", str(deb), str(Path(tmp) / "x")], check=True)
-        source = Path(tmp) / "x" / FASHION_DIR_IN_DEB
-        for name, digest in FASHION_FILES.items():
-            if _sha256(source / name) != digest:
-                raise RuntimeError(f"{name} from {deb.name} does not match its recorded sha256")
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in FASHION_FILES:
-            shutil.copyfile(source / name, folder / name)
+        root = unpack_deb(FASHION_DEB, Path(tmp))
+        install_verified(root / FASHION_DIR_IN_DEB, folder, FASHION_FILES, FASHION_DEB)
     logger.info("Fashion-MNIST fetched into %s", folder)
     return folder
 
