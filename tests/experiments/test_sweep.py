@@ -40,3 +40,28 @@ def test_sweep_resumes_without_redoing_finished_runs(tmp_path, monkeypatch) -> N
     )
     assert sweep.run_sweep(configs, tmp_path) == (1, 2)
     assert trained == [killed]
+
+
+def test_best_seeds_run_at_each_optimizers_best_grid_point(tmp_path, monkeypatch) -> None:
+    configs = _configs()[:3]  # seed 0: sgdsai lr 0.1; adamw lr 1e-3 and 1e-2
+    accuracy = {1e-3: 0.2, 1e-2: 0.7, 0.1: 0.5}
+
+    def fake_run(config, device):
+        return {"run_id": config.run_id, "metrics": {"diverged": False, "val_accuracy": accuracy[config.lr]}}
+
+    monkeypatch.setattr(sweep, "run", fake_run)
+    assert sweep.best_seed_configs(configs, tmp_path, "val_accuracy", [1, 2]) == []  # grid not run yet
+    sweep.run_sweep(configs, tmp_path)
+    extra = sweep.best_seed_configs(configs, tmp_path, "val_accuracy", [1, 2])
+    assert sorted((c.optimizer, c.lr, c.seed) for c in extra) == [
+        ("adamw", 1e-2, 1), ("adamw", 1e-2, 2), ("sgdsai", 0.1, 1), ("sgdsai", 0.1, 2)
+    ]  # fmt: skip
+    by_loss = sweep.best_points(configs, tmp_path, "val_loss")  # no val_loss: every run counts as worst
+    assert set(by_loss) == {"sgdsai", "adamw"}
+
+
+def test_a_diverged_run_is_never_the_best_point() -> None:
+    diverged = {"metrics": {"diverged": True, "val_accuracy": 0.9}}
+    fine = {"metrics": {"diverged": False, "val_accuracy": 0.1, "val_loss": 2.0}}
+    assert sweep.metric_value(diverged, "val_accuracy") < sweep.metric_value(fine, "val_accuracy")
+    assert sweep.metric_value(fine, "val_loss") == -2.0

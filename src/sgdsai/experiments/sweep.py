@@ -2,7 +2,9 @@
 
 Each run's record path is a function of its full configuration, and records are written
 atomically, so a sweep that is killed and started again skips every run that finished and redoes
-only the one that was cut off. Named presets fix a grid and label its records.
+only the one that was cut off. Named presets fix a grid and label their records. A preset with
+``best_seeds`` runs in two phases, like the paper's Table 2: the grid at seed 0, then more seeds at
+each optimizer's best grid point (chosen from the records, so the second phase resumes too).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import argparse
 import dataclasses
 import itertools
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -18,18 +21,44 @@ from sgdsai.experiments.train import RunConfig, record_path, run, write_record
 
 logger = logging.getLogger(__name__)
 
-#: preset name -> task settings and per-optimizer learning-rate grid (weight decay: the optimizer's default)
-PRESETS: dict[str, dict] = {
-    # A few minutes on 2 CPU cores: byte-level tiny GPT-2 on stdlib source, SGD-SaI vs AdamW, 3 lrs each.
-    "quick": {
-        "task": "gpt2",
-        "data": "stdlib",
-        "size": "tiny",
-        "steps": 150,
-        "seeds": [0],
-        "lrs": {"sgdsai": [0.1, 0.3, 1.0], "adamw": [1e-3, 3e-3, 1e-2]},
-    },
-}
+#: The paper's ViT grid (Table 2, App. A.1), used for every optimizer.
+PAPER_LRS = (1e-1, 1e-2, 1e-3, 1e-4)
+PAPER_WDS = (1e-2, 1e-3, 1e-4)
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    task: str
+    data: str
+    size: str
+    steps: int
+    grid: dict[str, tuple[Sequence[float], Sequence[float]]]  #: optimizer -> (lrs, weight decays)
+    description: str
+    batch_size: int | None = None
+    seeds: tuple[int, ...] = (0,)
+    best_seeds: tuple[int, ...] = ()  #: extra seeds at each optimizer's best grid point
+    metric: str = "val_loss"  #: what "best" means; ``val_accuracy`` is maximised, losses minimised
+    eval_every: int = 0
+
+
+def _paper_grid(*optimizers: str) -> dict[str, tuple[Sequence[float], Sequence[float]]]:
+    return {o: (PAPER_LRS, PAPER_WDS) for o in optimizers}
+
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset(
+        "gpt2", "stdlib", "tiny", 150,
+        {"sgdsai": ((0.1, 0.3, 1.0), (1e-2,)), "adamw": ((1e-3, 3e-3, 1e-2), (0.1,))},
+        "a few minutes: byte-level tiny GPT-2 on stdlib source, SGD-SaI vs AdamW, 3 lrs each",
+    ),
+    "table2-vit": Preset(
+        "vit", "fashion-mnist", "small", 400,
+        _paper_grid("sgdsai", "sgdsai-official", "adamw", "nesterov", "adam-mini"),
+        "the paper's Table 2 protocol at CPU scale: ViT (2x64, patch 7) on Fashion-MNIST, "
+        "lr x wd grid for every optimizer, 3 seeds at each best point",
+        batch_size=128, best_seeds=(1, 2), metric="val_accuracy", eval_every=100,
+    ),
+}  # fmt: skip
 
 
 def grid(
@@ -71,7 +100,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("sweep", help="resumable grid of train runs (lr x wd x seeds)")
     add_run_arguments(p)
     p.add_argument(
-        "--preset", choices=sorted(PRESETS), default=None, help="a named grid (overrides grid options)"
+        "--preset",
+        choices=sorted(PRESETS),
+        default=None,
+        help="a named grid (overrides the grid and task options): "
+        + "; ".join(f"{k}: {v.description}" for k, v in PRESETS.items()),
     )
     p.add_argument("--optimizers", nargs="+", default=["sgdsai", "adamw"])
     p.add_argument("--lrs", nargs="+", type=float, default=None, help="default: each optimizer's default lr")
@@ -80,31 +113,80 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_main)
 
 
+def metric_value(record: dict, metric: str) -> float:
+    """A record's ``metric`` oriented so that larger is better (losses negated); a diverged or
+    unevaluated run is the worst possible."""
+    value = record["metrics"].get(metric)
+    if value is None or record["metrics"].get("diverged"):
+        return -math.inf
+    return value if metric.endswith("accuracy") else -value
+
+
+def best_points(configs: Sequence[RunConfig], records: Path, metric: str) -> dict[str, RunConfig]:
+    """Each optimizer's best config among ``configs``, judged by their records; optimizers with a
+    missing record are left out (their grid has not finished)."""
+    import json
+
+    by_optimizer: dict[str, list[RunConfig]] = {}
+    for config in configs:
+        by_optimizer.setdefault(config.optimizer, []).append(config)
+    best = {}
+    for optimizer, group in by_optimizer.items():
+        paths = [record_path(c, records) for c in group]
+        if not all(path.exists() for path in paths):
+            continue
+        scores = [metric_value(json.loads(path.read_text()), metric) for path in paths]
+        best[optimizer] = group[max(range(len(group)), key=scores.__getitem__)]
+    return best
+
+
+def best_seed_configs(
+    configs: Sequence[RunConfig], records: Path, metric: str, seeds: Sequence[int]
+) -> list[RunConfig]:
+    """``seeds`` more runs at each optimizer's best point of the (finished) grid ``configs``."""
+    best = best_points(configs, records, metric)
+    return [dataclasses.replace(c, seed=s) for c in best.values() for s in seeds]
+
+
+def preset_configs(name: str, args: argparse.Namespace) -> list[RunConfig]:
+    """The grid of preset ``name`` (its second, best-point phase is added by :func:`run_preset`)."""
+    from sgdsai.experiments.train import config_from_args
+
+    preset = PRESETS[name]
+    if args.task != preset.task:
+        raise SystemExit(f"preset {name!r} is for task {preset.task!r}, not {args.task!r}")
+    base = config_from_args(args, task=preset.task, data=preset.data, size=preset.size, steps=preset.steps,
+                            batch_size=preset.batch_size, eval_every=preset.eval_every, preset=name,
+                            optimizer="", lr=0.0, weight_decay=0.0)  # fmt: skip
+    lrs = {o: lrs for o, (lrs, _) in preset.grid.items()}
+    wds = {o: wds for o, (_, wds) in preset.grid.items()}
+    return grid(base, list(preset.grid), lrs, wds, preset.seeds)
+
+
+def run_preset(name: str, args: argparse.Namespace) -> None:
+    preset = PRESETS[name]
+    configs = preset_configs(name, args)
+    run_sweep(configs, args.records, args.device)
+    if preset.best_seeds:
+        extra = best_seed_configs(configs, args.records, preset.metric, preset.best_seeds)
+        logger.info("%s: %d more seeds at each optimizer's best point", name, len(preset.best_seeds))
+        run_sweep(extra, args.records, args.device)
+
+
 def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
+    """The grid given by ``--optimizers/--lrs/--weight-decays/--seeds`` (defaults: each optimizer's)."""
     from sgdsai.experiments.registry import OPTIMIZERS
     from sgdsai.experiments.train import config_from_args
 
-    lrs: dict[str, Sequence[float]]
-    wds: dict[str, Sequence[float]]
-    if args.preset:
-        preset = PRESETS[args.preset]
-        if args.task != preset["task"]:
-            raise SystemExit(f"preset {args.preset!r} is for task {preset['task']!r}, not {args.task!r}")
-        optimizers = list(preset["lrs"])
-        base = config_from_args(args, task=preset["task"], data=preset["data"], size=preset["size"],
-                                steps=preset["steps"], preset=args.preset, optimizer="", lr=0.0,
-                                weight_decay=0.0)  # fmt: skip
-        lrs, seeds = preset["lrs"], preset["seeds"]
-        wds = {o: [OPTIMIZERS[o].weight_decay] for o in optimizers}
-    else:
-        optimizers = args.optimizers
-        base = config_from_args(args, preset="sweep", optimizer="", lr=0.0, weight_decay=0.0)
-        lrs = {o: args.lrs or [OPTIMIZERS[o].lr] for o in optimizers}
-        wds = {o: args.weight_decays or [OPTIMIZERS[o].weight_decay] for o in optimizers}
-        seeds = args.seeds
-    return grid(base, optimizers, lrs, wds, seeds)
+    base = config_from_args(args, preset="sweep", optimizer="", lr=0.0, weight_decay=0.0)
+    lrs = {o: args.lrs or [OPTIMIZERS[o].lr] for o in args.optimizers}
+    wds = {o: args.weight_decays or [OPTIMIZERS[o].weight_decay] for o in args.optimizers}
+    return grid(base, args.optimizers, lrs, wds, args.seeds)
 
 
 def _main(args: argparse.Namespace) -> int:
-    run_sweep(configs_from_args(args), args.records, args.device)
+    if args.preset:
+        run_preset(args.preset, args)
+    else:
+        run_sweep(configs_from_args(args), args.records, args.device)
     return 0

@@ -102,7 +102,11 @@ def run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
     )
     losses: list[list[Any]] = []  # [step, loss or None when diverged, lr]
     evals: list[dict[str, float]] = []
-    trace: dict[str, Any] = {"steps": [], "tensors": {name: [] for name in task.traced}}
+    trace: dict[str, Any] = {
+        "steps": [],
+        "tensors": {name: [] for name in task.traced},
+        "numel": {name: params[name].numel() for name in task.traced},
+    }
     step_s, iter_s = [], []
     diverged = False
     start = time.perf_counter()
@@ -163,6 +167,7 @@ def run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
         "param_bytes": sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad),
         "state_bytes": state_bytes(opt),
         "metrics": metrics,
+        "chance_accuracy": task.info.get("chance_accuracy"),
         "loss_curve": losses,
         "eval_curve": [{k: _finite(v) for k, v in e.items()} for e in evals],
         "gsnr_trace": trace,

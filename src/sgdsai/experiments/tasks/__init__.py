@@ -25,7 +25,9 @@ class Task:
     loss: Callable[[nn.Module, Any], Tensor]
     evaluate: Callable[[nn.Module], dict[str, float]]
     traced: list[str]  #: parameter names whose g-SNR is traced during training
-    info: dict[str, Any] = field(default_factory=dict)  #: model facts some optimizers need
+    #: model facts some optimizers need (Adam-mini's ``dim``, ``n_heads``), and ``chance_accuracy``
+    #: for classification (what a diverged run counts as in grid averages)
+    info: dict[str, Any] = field(default_factory=dict)
     description: str = ""
 
 
