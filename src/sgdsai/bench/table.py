@@ -28,6 +28,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("table", help="markdown tables from the benchmark records (for the README)")
     p.add_argument("--records", type=Path, default=record.RECORDS)
     p.add_argument("--output", type=Path, help="write here instead of standard output")
+    p.add_argument(
+        "--readme", type=Path, help="replace the block between <!-- bench:begin/end --> markers in this file"
+    )
     p.set_defaults(run=run)
 
 
@@ -53,9 +56,14 @@ def render(records: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     text = render(args.records)
+    if args.readme:
+        from sgdsai.readme import replace_block
+
+        replace_block(args.readme, "bench", text)
+        logger.info("updated the bench block of %s", args.readme)
     if args.output:
         args.output.write_text(text)
         logger.info("wrote %s", args.output)
-    else:
+    elif not args.readme:
         sys.stdout.write(text)
     return 0
