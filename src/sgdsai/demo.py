@@ -1,115 +1,116 @@
-"""``sgdsai demo``: a tiny GPT-2 trained on the Python standard library, SGD-SaI against AdamW.
+"""``sgdsai demo``: a small GPT-2 trained on the Python standard library with SGD-SaI, AdamW and the
+authors' released ``sgd-sai`` package, side by side.
 
 The corpus is the installed standard library's own source (no download), read as bytes, so the
-vocabulary is 256 and there is no tokenizer to train; every 10th file is held out for validation.
-Both optimizers see the same batches.
+vocabulary is 256 and there is no tokenizer to train; every 10th file is held out. All three runs
+see the same initial weights and batches (``sgdsai.experiments``' ``gpt2`` task, size ``small``).
+The released package uses the raw g-SNR (no division by the largest, :math:`M`), so it is run at the
+equivalent point ``lr / M, weight_decay * M``, with :math:`M` read from the SGD-SaI run: the two
+should then train alike (its unbiased std differs by a factor :math:`\\sqrt{n/(n-1)}`).
+
+Writes one JSON record per run, ``demo.png`` (loss curves, state memory, step time) and
+``summary.md`` into ``--out``, and logs the table.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
-import time
-
-import torch
+from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("demo", help="train a tiny GPT-2 on the stdlib with SGD-SaI and AdamW")
+    p = subparsers.add_parser(
+        "demo", help="train a small GPT-2 on the stdlib with SGD-SaI, AdamW and the released sgd-sai package"
+    )
     p.add_argument("--steps", type=int, default=150, help="optimizer steps per run (default: 150)")
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--context", type=int, default=128, help="tokens (bytes) per sequence")
-    p.add_argument("--corpus-bytes", type=int, default=4_000_000, help="stdlib bytes to read")
     p.add_argument("--sgdsai-lr", type=float, default=1.0)
+    p.add_argument("--sgdsai-weight-decay", type=float, default=1e-4)
     p.add_argument("--adamw-lr", type=float, default=2e-3)
+    p.add_argument("--adamw-weight-decay", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--out", type=Path, default=Path("demo-out"), help="records, plot and summary (default: demo-out)"
+    )
     p.set_defaults(run=run)
 
 
-def tiny_gpt2(context: int) -> torch.nn.Module:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    config = GPT2Config(
-        vocab_size=256, n_positions=context, n_embd=128, n_layer=2, n_head=4,
-        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
-    )  # fmt: skip
-    return GPT2LMHeadModel(config)
-
-
-def batches(tokens: torch.Tensor, steps: int, batch: int, context: int, seed: int) -> list[torch.Tensor]:
-    gen = torch.Generator().manual_seed(seed)
-    starts = torch.randint(len(tokens) - context, (steps, batch), generator=gen)
-    return [torch.stack([tokens[s : s + context] for s in row]) for row in starts]
-
-
-def build_optimizer(name: str, model: torch.nn.Module, lr: float) -> torch.optim.Optimizer:
-    from sgdsai import SGDSaI
-
-    if name == "SGD-SaI":
-        return SGDSaI(model.named_parameters(), lr, momentum=0.9, weight_decay=1e-4)
-    return torch.optim.AdamW(model.parameters(), lr, betas=(0.9, 0.95), weight_decay=0.1)
-
-
-def train(name: str, lr: float, args: argparse.Namespace, train_batches, val_batches) -> dict:
-    from tqdm import tqdm
-
-    torch.manual_seed(args.seed)
-    model = tiny_gpt2(args.context)
-    opt = build_optimizer(name, model, lr)
-    warmup = max(1, args.steps // 10)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda t: min(1.0, (t + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * t / args.steps))
-    )
-    step_times = []
-    bar = tqdm(train_batches, desc=f"{name:8s}", unit="step", leave=False)
-    for x in bar:
-        loss = model(input_ids=x, labels=x).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        start = time.perf_counter()
-        opt.step()
-        step_times.append(time.perf_counter() - start)
-        sched.step()
-        bar.set_postfix(loss=f"{loss.item():.3f}")
-    model.eval()
-    with torch.no_grad():
-        val = sum(model(input_ids=x, labels=x).loss.item() for x in val_batches) / len(val_batches)
-    state_bytes = sum(
-        t.numel() * t.element_size() for s in opt.state.values() for t in s.values() if torch.is_tensor(t)
-    )
-    return {
-        "optimizer": name,
-        "lr": lr,
-        "train_loss": loss.item(),
-        "val_loss": val,
-        "state_bytes": state_bytes,
-        "param_bytes": sum(p.numel() * p.element_size() for p in model.parameters()),
-        "median_step_ms": 1e3 * sorted(step_times)[len(step_times) // 2],
-    }
-
-
 def run(args: argparse.Namespace) -> int:
-    torch.set_num_threads(max(1, torch.get_num_threads()))
-    from sgdsai.experiments.data import stdlib_split
+    from sgdsai.experiments.train import RunConfig, record_path, write_record
+    from sgdsai.experiments.train import run as train
 
-    train_tokens, val_tokens = stdlib_split(args.corpus_bytes)  # every 10th file held out
-    train_batches = batches(train_tokens, args.steps, args.batch_size, args.context, args.seed)
-    val_batches = batches(val_tokens, 20, args.batch_size, args.context, args.seed + 1)
-    logger.info("corpus: %d + %d bytes of stdlib source (train + held-out files); %d steps of %dx%d bytes",
-                len(train_tokens), len(val_tokens), args.steps, args.batch_size, args.context)  # fmt: skip
-    results = [
-        train("SGD-SaI", args.sgdsai_lr, args, train_batches, val_batches),
-        train("AdamW", args.adamw_lr, args, train_batches, val_batches),
+    def config(optimizer: str, lr: float, weight_decay: float) -> RunConfig:
+        return RunConfig("gpt2", optimizer, lr, weight_decay, args.steps, seed=args.seed, data="stdlib",
+                         size="small", preset="demo")  # fmt: skip
+
+    sgdsai = train(config("sgdsai", args.sgdsai_lr, args.sgdsai_weight_decay))
+    reference = sgdsai["sgdsai_gsnr_max"]
+    plan = [
+        ("adamw", args.adamw_lr, args.adamw_weight_decay),
+        ("sgd-sai-pkg", args.sgdsai_lr / reference, args.sgdsai_weight_decay * reference),
     ]
-    logger.info("\n%-8s %8s %10s %8s %14s %13s", "", "lr", "train loss", "val loss", "state (bytes)",
-                "step (median)")  # fmt: skip
-    for r in results:
-        logger.info("%-8s %8.0e %10.3f %8.3f %14s %10.2f ms", r["optimizer"], r["lr"], r["train_loss"],
-                    r["val_loss"], f"{r['state_bytes']:,}", r["median_step_ms"])  # fmt: skip
-    ratio = results[0]["state_bytes"] / results[1]["state_bytes"]
-    logger.info("\nSGD-SaI keeps %.1f%% of AdamW's optimizer state (parameters: %s bytes).",
-                100 * ratio, f"{results[0]['param_bytes']:,}")  # fmt: skip
+    records = [sgdsai] + [train(config(*point)) for point in plan]
+    for record in records:
+        write_record(record, record_path(RunConfig(**record["config"]), args.out / "records"))
+    table = summary(records, reference)
+    (args.out / "summary.md").write_text(table + "\n")
+    plot(records, args.out / "demo.png")
+    logger.info("\n%s\n\nrecords, demo.png and summary.md in %s", table, args.out)
     return 0
+
+
+LABELS = {"sgdsai": "SGD-SaI (this package)", "adamw": "AdamW", "sgd-sai-pkg": "sgd-sai 1.0.3 (released)"}
+
+
+def summary(records: list[dict[str, Any]], reference: float) -> str:
+    adamw = next(r for r in records if r["config"]["optimizer"] == "adamw")
+    lines = [
+        "| optimizer | lr | weight decay | train loss | val loss | state | vs AdamW | optimizer step (median) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in records:
+        c, m = r["config"], r["metrics"]
+        lines.append(
+            f"| {LABELS[c['optimizer']]} | {c['lr']:.3g} | {c['weight_decay']:.3g} | {m['final_train_loss']:.3f} "
+            f"| {m['val_loss']:.3f} | {r['state_bytes']:,} B | {r['state_bytes'] / adamw['state_bytes']:.1%} "
+            f"| {r['median_step_ms']:.2f} ms |"
+        )
+    lines += [
+        "",
+        f"Largest first-step g-SNR M = {reference:.1f}; the released package runs at lr / M, wd * M.",
+    ]
+    return "\n".join(lines)
+
+
+def plot(records: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sgdsai.experiments.report import smooth
+
+    fig, (curves, state, step) = plt.subplots(1, 3, figsize=(13, 4), gridspec_kw={"width_ratios": [2, 1, 1]})
+    names = [LABELS[r["config"]["optimizer"]] for r in records]
+    for name, r in zip(names, records):
+        points = [(s, v) for s, v, _ in r["loss_curve"] if v is not None]
+        curves.plot(
+            [s for s, _ in points],
+            smooth([v for _, v in points]),
+            label=f"{name}: val {r['metrics']['val_loss']:.3f}",
+        )
+    curves.set(xlabel="step", ylabel="training loss (smoothed)", title="GPT-2 small on stdlib bytes")
+    curves.legend()
+    state.barh(names, [r["state_bytes"] / 2**20 for r in records], color="tab:gray")
+    state.set(xlabel="MiB", title="optimizer state")
+    step.barh(names, [r["median_step_ms"] for r in records], color="tab:gray")
+    step.set(xlabel="ms (median)", title="optimizer step")
+    for ax in (state, step):
+        ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

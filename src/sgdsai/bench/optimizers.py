@@ -74,6 +74,37 @@ def adam_mini(dim: int, n_heads: int) -> Factory:
     return build
 
 
+#: APOLLO's published settings (README of apollo-torch 1.0.3): channel-wise scaling with rank 256,
+#: and APOLLO-Mini, tensor-wise scaling with rank 1 and scale 128; both for 2-D weights only.
+APOLLO_SETTINGS = {
+    "apollo": {"rank": 256, "proj": "random", "scale_type": "channel", "scale": 1,
+               "update_proj_gap": 200, "proj_type": "std"},
+    "apollo-mini": {"rank": 1, "proj": "random", "scale_type": "tensor", "scale": 128,
+                    "update_proj_gap": 200, "proj_type": "std"},
+}  # fmt: skip
+
+
+def apollo_groups(named: NamedParams, variant: str, weight_decay: float) -> list[dict[str, Any]]:
+    """APOLLO's two groups: matrices get the low-rank projected scaling, everything else plain AdamW."""
+    low_rank = [p for _, p in named if p.dim() == 2]
+    regular = [p for _, p in named if p.dim() != 2]
+    groups = [{"params": regular, "weight_decay": weight_decay}] if regular else []
+    return [*groups, {"params": low_rank, "weight_decay": weight_decay, **APOLLO_SETTINGS[variant]}]
+
+
+def apollo(variant: str) -> Factory:
+    """``apollo-torch``'s ``APOLLOAdamW`` (pip ``apollo-torch``; it imports bitsandbytes)."""
+
+    def build(named: NamedParams) -> Optimizer:
+        from apollo_torch import APOLLOAdamW
+
+        return cast(
+            Optimizer, APOLLOAdamW(apollo_groups(named, variant, WEIGHT_DECAY), LR, (MOMENTUM, BETA2))
+        )
+
+    return build
+
+
 class _Quiet:
     """Delegates to an optimizer whose ``step`` prints, and swallows what it prints."""
 

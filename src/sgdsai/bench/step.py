@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 #: name -> (n_embd, n_layer); vocabulary 50257 and context 1024 for all.
 MODELS = {"gpt2-124m": (768, 12), "gpt2-355m": (1024, 24), "gpt2-774m": (1280, 36), "gpt2-1.5b": (1600, 48)}
 
+#: attention heads of each size (Adam-mini partitions the query/key weights by head)
+HEADS = {"gpt2-124m": 12, "gpt2-355m": 16, "gpt2-774m": 20, "gpt2-1.5b": 25}
+
 #: Bytes moved per float32 element by one steady step, for the floor.
 BYTES_PER_ELEMENT = {
     "sgdsai": 20,
@@ -41,6 +44,8 @@ BYTES_PER_ELEMENT = {
     "official": 20,
     "pytorch_optimizer": 20,
     "probe": 12,
+    "adam-mini": 20,  # m and v, but v is one scalar per block: like SGD-momentum
+    "apollo": 28,  # AdamW's moments for the projected gradient, plus the projection (approximate)
 }
 
 REFERENCE = "adamw fused"
@@ -84,8 +89,9 @@ def gpt2_shapes(
     return [*shapes, ("ln_f.weight", (e,)), ("ln_f.bias", (e,))]
 
 
-def candidates() -> dict[str, tuple[str, Callable]]:
-    """name -> (bytes-model key, factory). Packages that are not installed are left out."""
+def candidates(model: str | None = None) -> dict[str, tuple[str, Callable]]:
+    """name -> (bytes-model key, factory). Packages that are not installed are left out; Adam-mini
+    needs the model's width and heads, so it is offered only for a ``model`` in :data:`HEADS`."""
     table: dict[str, tuple[str, Callable]] = {
         "sgdsai single": ("sgdsai", optimizers.sgdsai(foreach=False)),
         "sgdsai foreach": ("sgdsai", optimizers.sgdsai(foreach=True)),
@@ -99,7 +105,15 @@ def candidates() -> dict[str, tuple[str, Callable]]:
     }
     if optimizers.has_sgdsai_fused():
         table["sgdsai fused"] = ("sgdsai", optimizers.sgdsai(fused=True))
-    for name, module in (("sgd-sai 1.0.3", "sgd_sai"), ("pytorch_optimizer", "pytorch_optimizer")):
+    if model in HEADS:
+        table["adam-mini"] = ("adam-mini", optimizers.adam_mini(MODELS[model][0], HEADS[model]))
+    table["apollo"] = ("apollo", optimizers.apollo("apollo"))
+    table["apollo-mini"] = ("apollo", optimizers.apollo("apollo-mini"))
+    optional = {"sgd-sai 1.0.3": "sgd_sai", "pytorch_optimizer": "pytorch_optimizer", "adam-mini": "adam_mini",
+                "apollo": "apollo_torch", "apollo-mini": "apollo_torch"}  # fmt: skip
+    for name, module in optional.items():
+        if name not in table:
+            continue
         try:
             __import__(module)
         except ImportError:
@@ -147,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     for _, p in named:
         p.grad = 1e-3 * torch.randn(p.shape, generator=gen).to(device) + 1e-4
     numel = sum(p.numel() for _, p in named)
-    table = candidates()
+    table = candidates(args.model)
     if args.only:
         table = {k: v for k, v in table.items() if k in args.only}
     opts: dict[str, Any] = {"probe": Probe(numel, device)}

@@ -128,6 +128,26 @@ def _prodigy(named, lr, weight_decay, info):
     return Prodigy(_strip_names(decay_groups(named, weight_decay)), lr, betas=(0.9, 0.95))
 
 
+def _apollo(variant: str) -> Factory:
+    """APOLLO / APOLLO-Mini (``apollo-torch``): 2-D matrices get its low-rank projected scaling
+    with the published settings; other decayed tensors and the undecayed vectors are plain AdamW."""
+
+    def build(named, lr, weight_decay, info):
+        from apollo_torch import APOLLOAdamW
+
+        from sgdsai.bench.optimizers import APOLLO_SETTINGS
+
+        groups = [
+            {"params": [p for _, p in named if p.dim() == 2], "weight_decay": weight_decay,
+             **APOLLO_SETTINGS[variant]},
+            {"params": [p for _, p in named if p.dim() > 2], "weight_decay": weight_decay},
+            {"params": [p for _, p in named if p.dim() < 2], "weight_decay": 0.0},
+        ]  # fmt: skip
+        return APOLLOAdamW([g for g in groups if g["params"]], lr, betas=(0.9, 0.95))
+
+    return build
+
+
 @dataclass(frozen=True)
 class Spec:
     factory: Factory
@@ -151,6 +171,16 @@ OPTIMIZERS: dict[str, Spec] = {
     "sgdm": Spec(_sgd(False), None, "torch.optim.SGD, momentum 0.9", 0.1, 1e-4),
     "nesterov": Spec(_sgd(True), None, "torch.optim.SGD, Nesterov momentum 0.9", 0.1, 1e-4),
     "adam-mini": Spec(_adam_mini, "adam-mini", "Adam-mini 1.1.1, betas (0.9, 0.95)", 1e-3, 0.1),
+    "apollo": Spec(
+        _apollo("apollo"), "apollo-torch", "APOLLO (apollo-torch 1.0.3), rank 256, channel-wise", 1e-3, 0.1
+    ),
+    "apollo-mini": Spec(
+        _apollo("apollo-mini"),
+        "apollo-torch",
+        "APOLLO-Mini (apollo-torch 1.0.3), rank 1, tensor-wise",
+        1e-3,
+        0.1,
+    ),
     "prodigy": Spec(_prodigy, "prodigyopt", "Prodigy 1.1.2 (lr is a multiplier of its estimate)", 1.0, 0.1),
 }
 

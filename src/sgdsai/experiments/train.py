@@ -172,6 +172,7 @@ def run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
         "eval_curve": [{k: _finite(v) for k, v in e.items()} for e in evals],
         "gsnr_trace": trace,
         "sgdsai_scales": scales,
+        "sgdsai_gsnr_max": opt.param_groups[0]["gsnr_max"] if isinstance(opt, SGDSaI) else None,
     }
 
 
