@@ -41,11 +41,11 @@ class _Reader:
         self.pos += n
         return chunk
 
-    def int(self) -> int:
+    def integer(self) -> int:
         return struct.unpack(">i", self.take(4))[0]
 
     def length(self) -> int:
-        n = self.int()
+        n = self.integer()
         if n == -1:  # a long vector: the length follows as two 32-bit halves
             upper, lower = struct.unpack(">II", self.take(8))
             return (upper << 32) | lower
@@ -54,21 +54,21 @@ class _Reader:
     def header(self) -> None:
         if self.take(2) != b"X\n":
             raise RFormatError("not R XDR serialization: it does not start with 'X\\n'")
-        version = self.int()
+        version = self.integer()
         self.take(8)  # the writer's R version and the oldest R version that can read it
         if version == 3:
-            self.native_encoding = self.take(self.int()).decode("ascii")
+            self.native_encoding = self.take(self.integer()).decode("ascii")
         elif version != 2:
             raise RFormatError(f"unsupported R serialization version {version}")
 
     def item(self) -> Any:
-        flags = self.int()
+        flags = self.integer()
         kind, levels = flags & 0xFF, flags >> 12
         has_attributes, has_tag = bool(flags & (1 << 9)), bool(flags & (1 << 10))
         if kind == NILVALUE:
             return None
         if kind == REFSXP:
-            index = flags >> 8 or self.int()
+            index = flags >> 8 or self.integer()
             return self.refs[index - 1]
         if kind == SYMSXP:
             name = self.item()
@@ -97,7 +97,7 @@ class _Reader:
         return struct.unpack(f">{n}i", self.take(4 * n))
 
     def string(self, levels: int) -> str | None:
-        n = self.int()
+        n = self.integer()
         if n == -1:
             return None  # NA_character_
         raw = self.take(n)
@@ -117,7 +117,7 @@ class _Reader:
                 self.item()
             tag = self.item() if has_tag else str(len(out))
             out[tag] = self.item()
-            flags = self.int()  # the CDR: another cell or the end of the list
+            flags = self.integer()  # the CDR: another cell or the end of the list
             if flags & 0xFF == NILVALUE:
                 return out
             if flags & 0xFF != LISTSXP:
