@@ -194,3 +194,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch = sub.add_parser("fetch", help="fetch a dataset (idempotent, verified)")
     fetch.add_argument("name", choices=sorted(FETCHERS))
     fetch.set_defaults(run=lambda args: FETCHERS[args.name]() and 0)
+    from sgdsai.experiments import bpe  # light: its heavy imports happen when it runs
+
+    bpe.register(sub)
