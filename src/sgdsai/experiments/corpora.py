@@ -15,6 +15,7 @@ Fetching again does nothing while the file still matches its manifest.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -28,6 +29,7 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from sgdsai.experiments import rxdr
 from sgdsai.experiments.data import DatasetMissing, _stdlib_files, cache_dir, pip_download, unpack_deb
@@ -67,7 +69,7 @@ class Source:
     version: str
     documents: list[str]
 
-    @property
+    @functools.cached_property
     def text(self) -> str:
         return join(self.documents)
 
@@ -175,7 +177,7 @@ def _folder(name: str) -> Path:
     return cache_dir() / name
 
 
-def _manifest(name: str) -> dict | None:
+def _manifest(name: str) -> dict[str, Any] | None:
     path = _folder(name) / "manifest.json"
     return json.loads(path.read_text()) if path.exists() else None
 
