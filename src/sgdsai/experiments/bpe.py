@@ -146,6 +146,7 @@ def _build(corpus: str, vocab_size: int, documents: list[str], corpus_sha256: st
     }
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    tmp.chmod(0o755)  # mkdtemp's 0700 would hide a shared cache from other users
     try:
         tokenizer.save(str(tmp / "tokenizer.json"))
         for split, array in ids.items():
