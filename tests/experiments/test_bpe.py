@@ -61,11 +61,11 @@ def test_ids_are_int64_and_below_the_vocabulary(documents) -> None:
     assert bpe.tokenizer("english", VOCAB).get_vocab_size() == vocab
 
 
-def test_decode_inverts_encode_for_any_text(documents) -> None:
+def test_decode_inverts_encode_for_any_text_without_the_special_token(documents) -> None:
     tokenizer = bpe.tokenizer("english", VOCAB)
 
     @settings(max_examples=100, deadline=None)
-    @given(st.text())
+    @given(st.text().filter(lambda t: bpe.END_OF_TEXT not in t))  # corpora.join keeps it out of documents
     def round_trip(text: str) -> None:
         assert tokenizer.decode(tokenizer.encode(text).ids) == text
 
