@@ -9,6 +9,7 @@ package, via ``apt-get download`` and ``dpkg-deb -x`` (no install, no dependenci
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import hashlib
 import logging
@@ -177,7 +178,14 @@ def fetch_fashion_mnist() -> Path:
     return folder
 
 
+def _fetch_corpus(name: str) -> Path:
+    from sgdsai.experiments import corpora  # imported here: it imports this module
+
+    return corpora.fetch(name)
+
+
 FETCHERS = {"fashion-mnist": fetch_fashion_mnist}
+FETCHERS |= {name: functools.partial(_fetch_corpus, name) for name in ("english", "python-docs")}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -186,3 +194,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     fetch = sub.add_parser("fetch", help="fetch a dataset (idempotent, verified)")
     fetch.add_argument("name", choices=sorted(FETCHERS))
     fetch.set_defaults(run=lambda args: FETCHERS[args.name]() and 0)
+    from sgdsai.experiments import bpe  # light: its heavy imports happen when it runs
+
+    bpe.register(sub)

@@ -235,7 +235,10 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by ``train`` and ``sweep``."""
     p.add_argument("task", choices=sorted(DEFAULT_DATA))
     p.add_argument(
-        "--data", default="", help="dataset (gpt2: stdlib|synthetic; vit: digits|fashion-mnist|synthetic)"
+        "--data",
+        default="",
+        help="dataset (gpt2: stdlib|synthetic|english|python-docs|english+python-docs; "
+        "vit: digits|fashion-mnist|synthetic)",
     )
     p.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
     p.add_argument("--steps", type=int, default=200)

@@ -1,8 +1,11 @@
-"""Causal language modelling with a small GPT-2 (``GPT2LMHeadModel``) on bytes (vocabulary 256).
+"""Causal language modelling with a small GPT-2 (``GPT2LMHeadModel``) on bytes or BPE tokens.
 
-Data: ``stdlib`` (the installed standard library's source, 4 MB, every 10th file held out) or
-``synthetic`` (20k tokens of a random first-order Markov chain over 16 symbols: learnable, no
-files; the last 10% held out).
+Data: ``stdlib`` (the installed standard library's source as bytes, vocabulary 256, 4 MB, every
+10th file held out), ``synthetic`` (20k tokens of a random first-order Markov chain over 16
+symbols: learnable, no files; the last 10% held out), or a fetched text corpus in the ids of its
+own 8192-token byte-level BPE (:mod:`sgdsai.experiments.bpe`, every 10th ~100 kB chunk held out):
+``english`` (Austen, the King James Bible, Shakespeare; 3.7 M tokens), ``python-docs`` or
+``english+python-docs``. The model's vocabulary is the data's.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ SIZES = {  # n_embd, n_layer, n_head, context
     "base": (256, 4, 4, 128),
 }
 EVAL_BATCHES = 8
+BPE_DATA = ("english", "python-docs", "english+python-docs")
+BPE_VOCAB = 8192
 
 
 def markov_tokens(n: int, symbols: int = 16, seed: int = 0) -> torch.Tensor:
@@ -37,17 +42,23 @@ def markov_tokens(n: int, symbols: int = 16, seed: int = 0) -> torch.Tensor:
 def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Task:
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from sgdsai.experiments import bpe
     from sgdsai.experiments import data as datasets
 
     n_embd, n_layer, n_head, context = SIZES[size]
     batch_size = batch_size or 16
+    vocab, units = 256, "bytes"
     if data == "stdlib":
         train, val = datasets.stdlib_split(4_000_000)
     elif data == "synthetic":
         tokens = markov_tokens(20_000)
         train, val = tokens[:18_000], tokens[18_000:]
+    elif data in BPE_DATA:
+        train, val, vocab = bpe.token_ids(data, BPE_VOCAB)
+        units = f"BPE-{BPE_VOCAB} tokens"
     else:
-        raise ValueError(f"gpt2 data must be 'stdlib' or 'synthetic', not {data!r}")
+        choices = ", ".join(repr(d) for d in ("stdlib", "synthetic", *BPE_DATA))
+        raise ValueError(f"gpt2 data must be one of {choices}, not {data!r}")
 
     def windows(source: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
         return torch.stack([source[s : s + context] for s in starts.tolist()])
@@ -75,7 +86,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
 
     torch.manual_seed(seed)
     config = GPT2Config(
-        vocab_size=256, n_positions=context, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
+        vocab_size=vocab, n_positions=context, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, bos_token_id=0, eos_token_id=0,
     )  # fmt: skip
     model = GPT2LMHeadModel(config)
@@ -97,5 +108,5 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
             "n_heads": n_head,
             "adam_mini": {"wqk_names": ["c_attn"], "attn_proj_names": ["attn.c_proj"]},
         },
-        description=f"GPT-2 {size} ({n_layer}x{n_embd}, ctx {context}) on {data} bytes, batch {batch_size}",
+        description=f"GPT-2 {size} ({n_layer}x{n_embd}, ctx {context}) on {data} {units}, batch {batch_size}",
     )
