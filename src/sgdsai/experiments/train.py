@@ -240,7 +240,7 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
         help="dataset (gpt2: stdlib|synthetic|english|python-docs|english+python-docs; "
         "vit: digits|fashion-mnist|synthetic)",
     )
-    p.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
+    p.add_argument("--size", default="tiny", choices=["tiny", "mini", "small", "base"])
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--warmup-ratio", type=float, default=0.1)

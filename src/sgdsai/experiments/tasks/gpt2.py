@@ -16,6 +16,7 @@ from sgdsai.experiments.tasks import Task, sample_rows, step_generator
 
 SIZES = {  # n_embd, n_layer, n_head, context
     "tiny": (32, 1, 2, 32),
+    "mini": (64, 2, 2, 64),  # for BPE sweeps on 2 CPU cores: the 8k-vocabulary head dominates the cost
     "small": (128, 2, 4, 128),
     "base": (256, 4, 4, 128),
 }
