@@ -62,3 +62,13 @@ def test_records_are_never_overwritten(tmp_path) -> None:
     second = record.write("x", {}, [2], root=tmp_path)
     assert first != second
     assert record.load(first)["results"] == [1] and record.load(second)["results"] == [2]
+
+
+def test_figure1_plots_state_and_step_time_from_the_records(tmp_path) -> None:
+    pytest.importorskip("matplotlib")
+    from pathlib import Path
+
+    records = Path(__file__).parents[2] / "experiments" / "records"
+    assert table.figure(records, tmp_path / "fig.png")
+    assert (tmp_path / "fig.png").stat().st_size > 10_000
+    assert not table.figure(tmp_path / "empty", tmp_path / "none.png")  # no records: nothing drawn

@@ -16,6 +16,8 @@ from sgdsai.bench import record
 
 logger = logging.getLogger(__name__)
 
+FIGURE = Path("experiments/report/bench-figure1.png")
+
 #: record name prefix -> module that renders it
 RENDERERS = {
     "memory_state": "sgdsai.bench.memory",
@@ -31,7 +33,55 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--readme", type=Path, help="replace the block between <!-- bench:begin/end --> markers in this file"
     )
+    p.add_argument(
+        "--figure", type=Path, default=FIGURE, help=f"the Figure-1 style plot (default: {FIGURE.as_posix()})"
+    )
     p.set_defaults(run=run)
+
+
+def figure(records: Path, path: Path) -> bool:
+    """The paper's Figure 1 from the records: optimizer state and step time against parameter count
+    (state from the newest memory record, step times from every CPU step record, one line per
+    candidate measured at two sizes or more). Returns whether there was anything to plot."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    loaded = [record.load(p) for p in sorted(records.glob("*/record.json"))]
+    memory = [r for r in loaded if r["name"].startswith("memory_state")]
+    steps = [r for r in loaded if r["name"].startswith("step_") and r["config"].get("device") == "cpu"]
+    if not memory and not steps:
+        return False
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    if memory:
+        rows = [r for r in memory[-1]["results"] if "gib" in r]
+        for opt in dict.fromkeys(r["optimizer"] for r in rows):
+            mine = [r for r in rows if r["optimizer"] == opt]
+            left.plot([r["params"] / 1e9 for r in mine], [r["gib"] for r in mine], "o-", label=opt, alpha=0.8)
+        left.set(xscale="log", yscale="log", xlabel="parameters (billions)", ylabel="optimizer state (GiB)",
+                 title="Optimizer state, fp32 (meta device)")  # fmt: skip
+        left.legend(fontsize=7)
+    points: dict[str, list[tuple[float, float]]] = {}
+    for rec in steps:
+        for name, row in rec["results"]["candidates"].items():
+            if name != "probe":
+                points.setdefault(name, []).append((rec["config"]["params"] / 1e9, row["median_ms"]))
+    for name, pts in sorted(points.items()):
+        if len({x for x, _ in pts}) >= 2:
+            right.plot(*zip(*sorted(pts)), "o-", label=name, alpha=0.8)
+    right.set(xscale="log", yscale="log", xlabel="parameters (billions)", ylabel="step time, median (ms)",
+              title="Optimizer step, fp32, GPT-2 shapes, CPU")  # fmt: skip
+    right.legend(fontsize=7)
+    for ax in (left, right):
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.grid(True, which="major", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def render(records: Path) -> str:
@@ -56,6 +106,9 @@ def render(records: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     text = render(args.records)
+    if figure(args.records, args.figure):
+        logger.info("wrote %s", args.figure)
+        text = f"![optimizer state and step time against model size]({args.figure.as_posix()})\n\n{text}"
     if args.readme:
         from sgdsai.readme import replace_block
 
