@@ -58,9 +58,16 @@ PRESETS: dict[str, Preset] = {
         "lr x wd grid for every optimizer, 3 seeds at each best point",
         batch_size=128, best_seeds=(1, 2), metric="val_accuracy", eval_every=100,
     ),
+    "vit-extended": Preset(
+        "vit", "fashion-mnist", "small", 400,
+        {"sgdsai": ((0.3, 1.0, 3.0), (1e-3,)), "adamw": ((1e-2,), (1e-4,))},
+        "table2-vit's setting, SGD-SaI (paper mode) above the paper's grid, where its best lr lies, "
+        "against AdamW at its best Table-2 point; 3 seeds at each best point",
+        batch_size=128, best_seeds=(1, 2), metric="val_accuracy", eval_every=100,
+    ),
     "gpt2-english": Preset(
         "gpt2", "english", "mini", 300,
-        {"sgdsai": ((0.3, 1.0, 3.0), (1e-4,)), "adamw": ((1e-3, 3e-3, 1e-2), (0.1,)),
+        {"sgdsai": ((0.3, 1.0, 3.0, 10.0), (1e-4,)), "adamw": ((1e-3, 3e-3, 1e-2), (0.1,)),
          "adam-mini": ((1e-3, 3e-3), (0.1,))},
         "GPT-2 (2x64, ctx 64) on the English mix with an 8k BPE: final validation loss of SGD-SaI vs "
         "AdamW and Adam-mini, 3 seeds at each best lr",
