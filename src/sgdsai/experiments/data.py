@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import gzip
 import hashlib
+import importlib
 import logging
 import os
 import shutil
 import subprocess
 import sysconfig
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -177,7 +179,15 @@ def fetch_fashion_mnist() -> Path:
     return folder
 
 
-FETCHERS = {"fashion-mnist": fetch_fashion_mnist}
+def _pretrained(name: str) -> Callable[[], Path]:
+    """``pretrained.fetch_NAME``, imported only when it runs (that module imports this one)."""
+    return lambda: getattr(importlib.import_module("sgdsai.experiments.pretrained"), f"fetch_{name}")()
+
+
+FETCHERS = {
+    "fashion-mnist": fetch_fashion_mnist,
+    **{n: _pretrained(n) for n in ("smollm2", "minilm", "fortunes")},
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
