@@ -35,7 +35,13 @@ import torch
 logger = logging.getLogger(__name__)
 
 DEFAULT_RECORDS = Path("experiments/records")
-DEFAULT_DATA = {"gpt2": "stdlib", "vit": "digits"}
+DEFAULT_DATA = {
+    "gpt2": "stdlib",
+    "vit": "digits",
+    "lora": "docstrings",
+    "lora-cls": "fortunes",
+    "cnn": "fashion-mnist",
+}
 SCHEMA = 1
 #: Bumped whenever a task's data or model definition changes, so older records get other run ids
 #: and a sweep does not take them for current ones. 2: stdlib split by file, not by position.
@@ -229,9 +235,17 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by ``train`` and ``sweep``."""
     p.add_argument("task", choices=sorted(DEFAULT_DATA))
     p.add_argument(
-        "--data", default="", help="dataset (gpt2: stdlib|synthetic; vit: digits|fashion-mnist|synthetic)"
+        "--data",
+        default="",
+        help="dataset, default first (gpt2: stdlib|synthetic; vit: digits|fashion-mnist|synthetic; "
+        "lora: docstrings|synthetic; lora-cls: fortunes|synthetic; cnn: fashion-mnist|digits|synthetic)",
     )
-    p.add_argument("--size", default="tiny", choices=["tiny", "small", "base"])
+    p.add_argument(
+        "--size",
+        default="tiny",
+        choices=["tiny", "small", "base"],
+        help="model size (lora tasks: rank 8|16|32)",
+    )
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--warmup-ratio", type=float, default=0.1)

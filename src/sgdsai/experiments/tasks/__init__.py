@@ -15,7 +15,13 @@ import torch
 from torch import Tensor, nn
 
 #: task name -> module that builds it
-TASKS = {"gpt2": "sgdsai.experiments.tasks.gpt2", "vit": "sgdsai.experiments.tasks.vit"}
+TASKS = {
+    "gpt2": "sgdsai.experiments.tasks.gpt2",
+    "vit": "sgdsai.experiments.tasks.vit",
+    "lora": "sgdsai.experiments.tasks.lora",
+    "lora-cls": "sgdsai.experiments.tasks.lora_cls",
+    "cnn": "sgdsai.experiments.tasks.cnn",
+}
 
 
 @dataclass
