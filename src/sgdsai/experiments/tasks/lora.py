@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from sgdsai.experiments.tasks import Task, sample_rows
+from sgdsai.experiments.tasks import Task, length_sorted_chunks, sample_rows, trim_padding
 from sgdsai.experiments.tasks.lora_metrics import lora_metrics, lora_snapshot
 
 RANKS = {"tiny": 8, "small": 16, "base": 32}
@@ -100,6 +100,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
     else:
         raise ValueError(f"lora data must be 'docstrings' or 'synthetic', not {data!r}")
 
+    val_chunks = length_sorted_chunks(val, EVAL_CHUNK)
     lora = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], lora_dropout=0.0,
                       task_type="CAUSAL_LM")  # fmt: skip
     model = get_peft_model(base, lora)
@@ -107,7 +108,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
 
     def batch(step: int) -> Batch:
         rows = sample_rows(len(train[0]), batch_size, seed, step)
-        return train[0][rows], train[1][rows], train[2][rows]
+        return trim_padding((train[0][rows], train[1][rows], train[2][rows]))
 
     def loss(model: torch.nn.Module, b: Batch) -> torch.Tensor:
         return model(input_ids=b[0], attention_mask=b[1], labels=b[2]).loss
@@ -119,7 +120,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         model.eval()
         device = next(model.parameters()).device
         total, count = 0.0, 0
-        for chunk in zip(*(t.split(EVAL_CHUNK) for t in val)):
+        for chunk in val_chunks:
             ids, mask, labels = (t.to(device) for t in chunk)
             tokens = int((labels[:, 1:] != IGNORE).sum())  # the model shifts labels by one
             total += loss(model, (ids, mask, labels)).item() * tokens

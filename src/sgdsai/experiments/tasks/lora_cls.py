@@ -19,13 +19,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sgdsai.experiments.tasks import Task, sample_rows
+from sgdsai.experiments.tasks import Task, length_sorted_chunks, sample_rows, trim_padding
 from sgdsai.experiments.tasks.lora_metrics import lora_metrics, lora_snapshot
 
 RANKS = {"tiny": 8, "small": 16, "base": 32}
 MAX_LEN = 64
 HOLDOUT = 0.2
-EVAL_CHUNK = 128
+EVAL_CHUNK = 32
 CLASSES = 5
 SYNTHETIC = {"vocab": 64, "hidden": 32, "length": 16, "examples": 1000}
 
@@ -100,7 +100,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         raise ValueError(f"lora-cls data must be 'fortunes' or 'synthetic', not {data!r}")
     train_rows, val_rows = stratified_split(examples[2], HOLDOUT)
     train = tuple(t[train_rows] for t in examples)
-    val = tuple(t[val_rows] for t in examples)
+    val_chunks = length_sorted_chunks(tuple(t[val_rows] for t in examples), EVAL_CHUNK)
 
     lora = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["query", "value"], lora_dropout=0.0,
                       task_type="SEQ_CLS")  # fmt: skip
@@ -109,7 +109,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
 
     def batch(step: int) -> Batch:
         rows = sample_rows(len(train[0]), batch_size, seed, step)
-        return train[0][rows], train[1][rows], train[2][rows]
+        return trim_padding((train[0][rows], train[1][rows], train[2][rows]))
 
     def loss(model: torch.nn.Module, b: Batch) -> torch.Tensor:
         return F.cross_entropy(model(input_ids=b[0], attention_mask=b[1]).logits, b[2])
@@ -119,14 +119,17 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
-        logits = torch.cat([
-            model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.cpu()
-            for ids, mask in zip(val[0].split(EVAL_CHUNK), val[1].split(EVAL_CHUNK))
-        ])  # fmt: skip
+        logits = torch.cat(
+            [
+                model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.cpu()
+                for ids, mask, _ in val_chunks
+            ]
+        )
+        labels = torch.cat([b[2] for b in val_chunks])
         model.train(was_training)
         return {
-            "val_loss": F.cross_entropy(logits, val[2]).item(),
-            "val_accuracy": (logits.argmax(-1) == val[2]).float().mean().item(),
+            "val_loss": F.cross_entropy(logits, labels).item(),
+            "val_accuracy": (logits.argmax(-1) == labels).float().mean().item(),
             **lora_metrics(model, initial),
         }
 
