@@ -87,7 +87,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
     if data == "docstrings":
         tokenizer, base = pretrained.load_smollm2()
         train_pairs, val_pairs = pretrained.docstring_pairs()
-        val_pairs = val_pairs[:: len(val_pairs) // EVAL_EXAMPLES][:EVAL_EXAMPLES]  # spread over the files
+        val_pairs = val_pairs[:: max(1, len(val_pairs) // EVAL_EXAMPLES)][:EVAL_EXAMPLES]  # spread over files
         context, pad = CONTEXT, tokenizer.pad_token_id
         train = pack(docstring_examples(tokenizer, train_pairs), context, pad)
         val = pack(docstring_examples(tokenizer, val_pairs), context, pad)
@@ -100,6 +100,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
     else:
         raise ValueError(f"lora data must be 'docstrings' or 'synthetic', not {data!r}")
 
+    base.config.use_cache = False  # training needs no key/value cache
     val_chunks = length_sorted_chunks(val, EVAL_CHUNK)
     lora = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], lora_dropout=0.0,
                       task_type="CAUSAL_LM")  # fmt: skip
