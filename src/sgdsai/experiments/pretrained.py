@@ -120,7 +120,9 @@ def _smollm2_fp32(folder: Path) -> Path:
 
     logger.info("dequantizing %s to fp32 (once)", SMOLLM2_GGUF)
     tokenizer = AutoTokenizer.from_pretrained(str(folder), gguf_file=SMOLLM2_GGUF)
-    model = AutoModelForCausalLM.from_pretrained(str(folder), gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
+    model: Any = AutoModelForCausalLM.from_pretrained(
+        str(folder), gguf_file=SMOLLM2_GGUF, dtype=torch.float32
+    )
     model.config.quantization_config = None  # the weights are plain fp32 now; without this,
     model.hf_quantizer = None  # save_pretrained refuses a model "quantized with gguf"
     staging = Path(tempfile.mkdtemp(prefix=f".{SMOLLM2_FP32}-", dir=folder))

@@ -69,8 +69,9 @@ def _synthetic_model() -> Any:
     s = SYNTHETIC
     config = BertConfig(
         vocab_size=s["vocab"], hidden_size=s["hidden"], num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=2 * s["hidden"], max_position_embeddings=s["length"] + 1, num_labels=CLASSES,
+        intermediate_size=2 * s["hidden"], max_position_embeddings=s["length"] + 1,
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, pad_token_id=0, initializer_range=0.1,
+        num_labels=CLASSES,  # type: ignore[call-arg]
     )  # fmt: skip
     return BertForSequenceClassification(config)
 
@@ -98,9 +99,10 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         examples = synthetic_sequences(SYNTHETIC["examples"])
     else:
         raise ValueError(f"lora-cls data must be 'fortunes' or 'synthetic', not {data!r}")
-    train_rows, val_rows = stratified_split(examples[2], HOLDOUT)
-    train = tuple(t[train_rows] for t in examples)
-    val_chunks = length_sorted_chunks(tuple(t[val_rows] for t in examples), EVAL_CHUNK)
+    tokens, mask, classes = examples
+    train_rows, val_rows = stratified_split(classes, HOLDOUT)
+    train = (tokens[train_rows], mask[train_rows], classes[train_rows])
+    val_chunks = length_sorted_chunks((tokens[val_rows], mask[val_rows], classes[val_rows]), EVAL_CHUNK)
 
     lora = LoraConfig(r=rank, lora_alpha=2 * rank, target_modules=["query", "value"], lora_dropout=0.0,
                       task_type="SEQ_CLS")  # fmt: skip
@@ -121,15 +123,15 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         device = next(model.parameters()).device
         logits = torch.cat(
             [
-                model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.cpu()
-                for ids, mask, _ in val_chunks
+                model(input_ids=chunk_ids.to(device), attention_mask=chunk_mask.to(device)).logits.cpu()
+                for chunk_ids, chunk_mask, _ in val_chunks
             ]
         )
-        labels = torch.cat([b[2] for b in val_chunks])
+        truth = torch.cat([chunk[2] for chunk in val_chunks])
         model.train(was_training)
         return {
-            "val_loss": F.cross_entropy(logits, labels).item(),
-            "val_accuracy": (logits.argmax(-1) == labels).float().mean().item(),
+            "val_loss": F.cross_entropy(logits, truth).item(),
+            "val_accuracy": (logits.argmax(-1) == truth).float().mean().item(),
             **lora_metrics(model, initial),
         }
 
