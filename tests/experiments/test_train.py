@@ -52,7 +52,7 @@ def test_lr_schedule_warms_up_linearly_then_decays_by_cosine_to_the_floor() -> N
     assert all(a >= b for a, b in itertools.pairwise(factors[10:]))
 
 
-@pytest.mark.parametrize("task", ["gpt2", "vit"])
+@pytest.mark.parametrize("task", ["gpt2", "vit", "lora", "lora-cls", "cnn"])
 def test_batches_depend_on_seed_and_step_only(task: str) -> None:
     a, b, c = (build_task(task, "synthetic", "tiny", seed, batch_size=4) for seed in (0, 0, 1))
     for step in (0, 7, 3):

@@ -9,15 +9,16 @@ package, via ``apt-get download`` and ``dpkg-deb -x`` (no install, no dependenci
 from __future__ import annotations
 
 import argparse
-import functools
 import gzip
 import hashlib
+import importlib
 import logging
 import os
 import shutil
 import subprocess
 import sysconfig
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -178,14 +179,17 @@ def fetch_fashion_mnist() -> Path:
     return folder
 
 
-def _fetch_corpus(name: str) -> Path:
-    from sgdsai.experiments import corpora  # imported here: it imports this module
+def _lazy_fetcher(module: str, function: str, *args: str) -> Callable[[], Path]:
+    """``sgdsai.experiments.MODULE.FUNCTION(*args)``, imported only when it runs (those modules
+    import this one)."""
+    return lambda: getattr(importlib.import_module(f"sgdsai.experiments.{module}"), function)(*args)
 
-    return corpora.fetch(name)
 
-
-FETCHERS = {"fashion-mnist": fetch_fashion_mnist}
-FETCHERS |= {name: functools.partial(_fetch_corpus, name) for name in ("english", "python-docs")}
+FETCHERS = {
+    "fashion-mnist": fetch_fashion_mnist,
+    **{n: _lazy_fetcher("corpora", "fetch", n) for n in ("english", "python-docs")},
+    **{n: _lazy_fetcher("pretrained", f"fetch_{n}") for n in ("smollm2", "minilm", "fortunes")},
+}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -35,7 +35,13 @@ import torch
 logger = logging.getLogger(__name__)
 
 DEFAULT_RECORDS = Path("experiments/records")
-DEFAULT_DATA = {"gpt2": "stdlib", "vit": "digits"}
+DEFAULT_DATA = {
+    "gpt2": "stdlib",
+    "vit": "digits",
+    "lora": "docstrings",
+    "lora-cls": "fortunes",
+    "cnn": "fashion-mnist",
+}
 SCHEMA = 1
 #: Bumped whenever a task's data or model definition changes, so older records get other run ids
 #: and a sweep does not take them for current ones. 2: stdlib split by file, not by position.
@@ -237,10 +243,16 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data",
         default="",
-        help="dataset (gpt2: stdlib|synthetic|english|python-docs|english+python-docs; "
-        "vit: digits|fashion-mnist|synthetic)",
+        help="dataset, default first (gpt2: stdlib|synthetic|english|python-docs|english+python-docs; "
+        "vit: digits|fashion-mnist|synthetic; lora: docstrings|synthetic; lora-cls: fortunes|synthetic; "
+        "cnn: fashion-mnist|digits|synthetic)",
     )
-    p.add_argument("--size", default="tiny", choices=["tiny", "mini", "small", "base"])
+    p.add_argument(
+        "--size",
+        default="tiny",
+        choices=["tiny", "mini", "small", "base"],
+        help="model size (gpt2: mini is 2x64 for BPE sweeps; lora tasks: tiny|small|base = rank 8|16|32)",
+    )
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--warmup-ratio", type=float, default=0.1)

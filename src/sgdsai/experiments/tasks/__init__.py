@@ -15,7 +15,13 @@ import torch
 from torch import Tensor, nn
 
 #: task name -> module that builds it
-TASKS = {"gpt2": "sgdsai.experiments.tasks.gpt2", "vit": "sgdsai.experiments.tasks.vit"}
+TASKS = {
+    "gpt2": "sgdsai.experiments.tasks.gpt2",
+    "vit": "sgdsai.experiments.tasks.vit",
+    "lora": "sgdsai.experiments.tasks.lora",
+    "lora-cls": "sgdsai.experiments.tasks.lora_cls",
+    "cnn": "sgdsai.experiments.tasks.cnn",
+}
 
 
 @dataclass
@@ -45,3 +51,21 @@ def step_generator(seed: int, step: int) -> torch.Generator:
 def sample_rows(n: int, batch: int, seed: int, step: int) -> Tensor:
     """``batch`` indices in ``[0, n)`` drawn with replacement for one step."""
     return torch.randint(n, (batch,), generator=step_generator(seed, step))
+
+
+def trim_padding(batch: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """``(input_ids, attention_mask, labels)`` without the trailing columns that are padding in
+    every row. With right padding the outputs at real tokens do not change, and the cost falls
+    with the longest row instead of the padded length. Per-token labels are cut alike."""
+    ids, mask, labels = batch
+    length = int(mask.sum(1).max())
+    return ids[:, :length], mask[:, :length], labels[:, :length] if labels.dim() == 2 else labels
+
+
+def length_sorted_chunks(
+    batch: tuple[Tensor, Tensor, Tensor], size: int
+) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """An evaluation set as chunks of ``size`` rows sorted by length, each trimmed of its shared
+    padding: rows of similar length share a chunk, so little padding is computed."""
+    order = batch[1].sum(1).argsort(stable=True)
+    return [trim_padding(chunk) for chunk in zip(*(t[order].split(size) for t in batch))]

@@ -28,7 +28,8 @@ def synthetic_images(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]
     return x, (x.flatten(1) @ w).argmax(-1)
 
 
-def _split(x: torch.Tensor, y: torch.Tensor, seed: int = 0):
+def holdout_split(x: torch.Tensor, y: torch.Tensor, seed: int = 0):
+    """A fixed random 80/20 split into ``((x_train, y_train), (x_test, y_test))``."""
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
     cut = int(0.8 * len(x))
     return (x[order[:cut]], y[order[:cut]]), (x[order[cut:]], y[order[cut:]])
@@ -42,13 +43,13 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
     hidden, layers, heads = SIZES[size]
     batch_size = batch_size or 64
     if data == "digits":
-        (x_train, y_train), (x_test, y_test) = _split(*datasets.digits())
+        (x_train, y_train), (x_test, y_test) = holdout_split(*datasets.digits())
         image, patch = 8, 2
     elif data == "fashion-mnist":
         (x_train, y_train), (x_test, y_test) = datasets.fashion_mnist("train"), datasets.fashion_mnist("test")
         image, patch = 28, 7
     elif data == "synthetic":
-        (x_train, y_train), (x_test, y_test) = _split(*synthetic_images(1000))
+        (x_train, y_train), (x_test, y_test) = holdout_split(*synthetic_images(1000))
         image, patch = 8, 2
     else:
         raise ValueError(f"vit data must be 'digits', 'fashion-mnist' or 'synthetic', not {data!r}")
