@@ -73,6 +73,25 @@ PRESETS: dict[str, Preset] = {
         "AdamW and Adam-mini, 3 seeds at each best lr",
         best_seeds=(1, 2), eval_every=100,
     ),
+    "cnn-grid": Preset(
+        "cnn", "fashion-mnist", "tiny", 300,
+        {o: ((1.0, 1e-1, 1e-2, 1e-3), (5e-2, 5e-4)) for o in ("sgdsai", "nesterov", "adamw")},
+        "the paper's CNN claim at CPU scale: a small ResNet on Fashion-MNIST, lr x wd grid for SGD-SaI, "
+        "Nesterov SGD and AdamW, 3 seeds at each best point",
+        batch_size=128, best_seeds=(1, 2), metric="val_accuracy", eval_every=100,
+    ),
+    "lora-docstrings": Preset(
+        "lora", "docstrings", "tiny", 60,
+        {"sgdsai": ((0.1, 0.5), (1e-2,)), "sgd-sai-pkg": ((1e-3,), (1e-2,)), "adamw": ((1e-3,), (1e-2,))},
+        "LoRA (r 8, q and v) of SmolLM2-135M on stdlib signature -> docstring: SGD-SaI vs the released "
+        "package at the paper's LoRA default (lr 1e-3, wd 1e-2) vs AdamW; did the A matrices train?",
+    ),
+    "lora-fortunes": Preset(
+        "lora-cls", "fortunes", "tiny", 100,
+        {"sgdsai": ((0.1, 0.5), (1e-2,)), "sgd-sai-pkg": ((1e-3,), (1e-2,)), "adamw": ((1e-3,), (1e-2,))},
+        "LoRA (r 8) of MiniLM-L6 with a new head on 5 fortune categories: accuracy, and whether A trained",
+        metric="val_accuracy",
+    ),
 }  # fmt: skip
 
 
