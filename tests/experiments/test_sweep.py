@@ -65,3 +65,18 @@ def test_a_diverged_run_is_never_the_best_point() -> None:
     fine = {"metrics": {"diverged": False, "val_accuracy": 0.1, "val_loss": 2.0}}
     assert sweep.metric_value(diverged, "val_accuracy") < sweep.metric_value(fine, "val_accuracy")
     assert sweep.metric_value(fine, "val_loss") == -2.0
+
+
+def test_every_preset_names_known_tasks_sizes_and_optimizers() -> None:
+    import importlib
+
+    from sgdsai.experiments.registry import OPTIMIZERS
+    from sgdsai.experiments.tasks import TASKS
+
+    for name, preset in sweep.PRESETS.items():
+        assert preset.task in TASKS, name
+        module = importlib.import_module(TASKS[preset.task])
+        assert preset.size in getattr(module, "SIZES", getattr(module, "RANKS", {})), name
+        assert set(preset.grid) <= set(OPTIMIZERS), name
+        assert preset.metric in ("val_loss", "val_accuracy"), name
+        assert 0 not in preset.best_seeds and all(lrs and wds for lrs, wds in preset.grid.values()), name
