@@ -65,6 +65,14 @@ PRESETS: dict[str, Preset] = {
         "against AdamW at its best Table-2 point; 3 seeds at each best point",
         batch_size=128, best_seeds=(1, 2), metric="val_accuracy", eval_every=100,
     ),
+    "vit-baselines": Preset(
+        "vit", "fashion-mnist", "small", 400,
+        {"prodigy": ((1.0,), (1e-4,)), "apollo": ((1e-3, 1e-2), (1e-4,)), "apollo-mini": ((1e-3, 1e-2), (1e-4,)),
+         "sgdm": ((1e-2, 1e-1), (1e-4,))},
+        "the remaining baselines in table2-vit's setting, one seed: Prodigy (lr = its multiplier), "
+        "APOLLO, APOLLO-Mini and SGD with (heavy-ball) momentum at two learning rates each",
+        batch_size=128, metric="val_accuracy", eval_every=100,
+    ),
     "gpt2-english": Preset(
         "gpt2", "english", "mini", 300,
         {"sgdsai": ((0.3, 1.0, 3.0, 10.0), (1e-4,)), "adamw": ((1e-3, 3e-3, 1e-2), (0.1,)),
