@@ -73,6 +73,13 @@ PRESETS: dict[str, Preset] = {
         "APOLLO, APOLLO-Mini and SGD with (heavy-ball) momentum at two learning rates each",
         batch_size=128, metric="val_accuracy", eval_every=100,
     ),
+    "vit-long": Preset(
+        "vit", "fashion-mnist", "small", 2000,
+        {"sgdsai": ((0.3,), (1e-3,)), "adamw": ((1e-2,), (1e-4,)), "nesterov": ((1e-1,), (1e-4,))},
+        "table2-vit's setting trained 5x longer (2000 steps, ~4 epochs) at each optimizer's best "
+        "400-step point: does SGD-SaI's early lag close?",
+        batch_size=128, metric="val_accuracy", eval_every=250,
+    ),
     "gpt2-english": Preset(
         "gpt2", "english", "mini", 300,
         {"sgdsai": ((0.3, 1.0, 3.0, 10.0), (1e-4,)), "adamw": ((1e-3, 3e-3, 1e-2), (0.1,)),
