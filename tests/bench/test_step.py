@@ -50,7 +50,7 @@ def test_run_writes_record_and_table_renders_it(monkeypatch, tmp_path) -> None:
     step.run(args)
     (folder,) = tmp_path.iterdir()
     rec = record.load(folder)
-    assert set(rec["results"]["candidates"]) == {"probe", *only}
+    assert set(rec["results"]["candidates"]) == {"probe", "g-SNR pass", *only}
     assert all(len(r["samples_ms"]) == 2 for r in rec["results"]["candidates"].values())
     assert (folder / "step.png").stat().st_size > 0
     text = table.render(tmp_path)

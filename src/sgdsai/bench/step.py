@@ -10,7 +10,9 @@ The floor is memory traffic: an SGD-SaI or SGD-momentum step reads :math:`g, m, 
 :math:`m, \theta` (20 bytes per float32 element), AdamW also reads and writes :math:`v` (28 bytes).
 A streaming probe (``x.add_(y)`` on flat buffers, 12 bytes per element) measured in the same
 rounds gives the machine's bandwidth :math:`W`; a candidate's floor is its bytes over :math:`W`.
-The first step of SGD-SaI (which measures g-SNR) and of the other g-SNR optimizers is timed apart.
+The first step of every candidate (SGD-SaI's measures g-SNR and allocates its buffers) is timed
+apart, and the measuring pass alone (``g-SNR pass``: one read of every gradient and one host
+transfer) runs in the rounds like a candidate.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ BYTES_PER_ELEMENT = {
     "official": 20,
     "pytorch_optimizer": 20,
     "probe": 12,
+    "gsnr": 4,  # the measuring pass reads each gradient once
     "adam-mini": 20,  # m and v, but v is one scalar per block: like SGD-momentum
     "apollo": 28,  # AdamW's moments for the projected gradient, plus the projection (approximate)
 }
@@ -132,6 +135,19 @@ class Probe:
         self.x.add_(self.y)
 
 
+class GsnrPass:
+    """SGD-SaI's one-time measurement alone: every gradient's (count, mean, m2), one host transfer
+    (the paper's "g-SNR calc", Appendix C)."""
+
+    def __init__(self, grads: list[torch.Tensor]) -> None:
+        self.grads = grads
+
+    def step(self) -> None:
+        from sgdsai.gsnr import stack_stats
+
+        stack_stats(self.grads)
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -164,13 +180,14 @@ def run(args: argparse.Namespace) -> int:
     table = candidates(args.model)
     if args.only:
         table = {k: v for k, v in table.items() if k in args.only}
-    opts: dict[str, Any] = {"probe": Probe(numel, device)}
+    opts: dict[str, Any] = {"probe": Probe(numel, device), "g-SNR pass": GsnrPass([p.grad for _, p in named])}
     first: dict[str, float] = {}
     for name, (_, build) in tqdm(table.items(), desc="first steps", unit="opt"):
         opts[name] = build(named)
         first[name] = _timed(opts[name].step, 1, device)  # g-SNR measurement / state creation (/ compile)
         _timed(opts[name].step, args.warmup, device)
-    _timed(opts["probe"].step, args.warmup, device)
+    for extra in ("probe", "g-SNR pass"):
+        _timed(opts[extra].step, args.warmup, device)
     names = list(opts)
     times: dict[str, list[float]] = {n: [] for n in names}
     with tqdm(total=args.rounds * len(names), desc="rounds", unit="run") as bar:
@@ -178,7 +195,9 @@ def run(args: argparse.Namespace) -> int:
             for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate the order each round
                 times[name].append(_timed(opts[name].step, args.steps, device))
                 bar.update()
-    results = summarize(times, first, {**{n: k for n, (k, _) in table.items()}, "probe": "probe"}, numel)
+    results = summarize(
+        times, first, {**{n: k for n, (k, _) in table.items()}, "probe": "probe", "g-SNR pass": "gsnr"}, numel
+    )
     config = {
         "model": args.model,
         "shapes": "GPT-2 (wte, wpe, ln, c_attn, c_proj, c_fc, mlp.c_proj, biases), fp32",
