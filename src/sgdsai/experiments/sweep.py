@@ -95,6 +95,13 @@ PRESETS: dict[str, Preset] = {
         "Nesterov SGD and AdamW, 3 seeds at each best point",
         batch_size=128, best_seeds=(1, 2), metric="val_accuracy", eval_every=100,
     ),
+    "cnn-extended": Preset(
+        "cnn", "fashion-mnist", "tiny", 300,
+        {"sgdsai": ((1.0, 3.0, 10.0), (5e-4,)), "adamw": ((1e-1,), (5e-2,)), "nesterov": ((1.0,), (5e-4,))},
+        "cnn-grid's setting, SGD-SaI above the grid (its top, lr 1, was its best) against the best "
+        "AdamW and Nesterov points, one seed",
+        batch_size=128, metric="val_accuracy", eval_every=100,
+    ),
     "lora-docstrings": Preset(
         "lora", "docstrings", "tiny", 60,
         {"sgdsai": ((0.1, 0.5), (1e-2,)), "sgd-sai-pkg": ((1e-3,), (1e-2,)), "adamw": ((1e-3,), (1e-2,))},
