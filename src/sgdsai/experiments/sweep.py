@@ -82,8 +82,8 @@ PRESETS: dict[str, Preset] = {
     ),
     "gpt2-english": Preset(
         "gpt2", "english", "mini", 300,
-        {"sgdsai": ((0.3, 1.0, 3.0, 10.0), (1e-4,)), "adamw": ((1e-3, 3e-3, 1e-2), (0.1,)),
-         "adam-mini": ((1e-3, 3e-3), (0.1,))},
+        {"sgdsai": ((0.3, 1.0, 3.0, 10.0), (1e-4,)), "adamw": ((1e-3, 3e-3, 1e-2, 3e-2), (0.1,)),
+         "adam-mini": ((3e-4, 1e-3, 3e-3), (0.1,))},
         "GPT-2 (2x64, ctx 64) on the English mix with an 8k BPE: final validation loss of SGD-SaI vs "
         "AdamW and Adam-mini, 3 seeds at each best lr",
         best_seeds=(1, 2), eval_every=100,
