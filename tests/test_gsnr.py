@@ -126,3 +126,18 @@ def test_tensor_gsnr_is_about_sqrt_numel_for_zero_mean_noise() -> None:
     g = torch.randn(256, 64)
     assert gsnr.tensor_gsnr(g) == pytest.approx(128.0, rel=0.02)
     assert math.isnan(gsnr.tensor_gsnr(torch.ones(5)))
+
+
+def test_large_cpu_gradients_take_the_two_pass_route_and_match_float64_statistics() -> None:
+    n = 3 * gsnr.CPU_CHUNK + 17  # several chunks and a ragged tail
+    gen = torch.Generator().manual_seed(0)
+    for offset, spread in [(0.0, 1e-3), (1e3, 1e-2)]:  # zero-mean, and a mean far above the spread
+        g = (offset + spread * torch.randn(n, generator=gen)).float()
+        (stats,) = gsnr.stack_stats([g])
+        exact = g.double()
+        assert stats.count == n
+        assert stats.mean == pytest.approx(exact.mean().item(), rel=1e-6)
+        assert stats.m2 == pytest.approx(((exact - exact.mean()) ** 2).sum().item(), rel=1e-3)
+    constant = torch.full((n,), 0.37)
+    (stats,) = gsnr.stack_stats([constant])
+    assert gsnr.measure(stats, 1e-8).kind is gsnr.Kind.CONSTANT
