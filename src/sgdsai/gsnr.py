@@ -129,7 +129,7 @@ def _two_pass_mean_m2(g: Tensor) -> tuple[Tensor, Tensor]:
     mean = g.mean()
     buffer = torch.empty(CPU_CHUNK, dtype=g.dtype)
     m2 = torch.zeros((), dtype=torch.float64)
-    for chunk in g.split(CPU_CHUNK):
+    for chunk in torch.split(g, CPU_CHUNK):
         centred = torch.sub(chunk, mean, out=buffer[: chunk.numel()])
         m2 += torch.dot(centred, centred)
     return mean, m2
