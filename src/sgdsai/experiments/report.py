@@ -5,7 +5,8 @@ Runs are grouped by setting (task, data, size, steps, preset). Within a setting,
 where the task reports one (larger is better), validation loss otherwise; diverged runs count as
 the worst possible when choosing a best point. For the paper's Table-2 statistics:
 
-* **peak**: the best cell's mean over its seeds, ± the seed standard deviation;
+* **peak**: the best cell (chosen by its seed-0 run, as the sweep chose it) averaged over its seeds,
+  ± the seed standard deviation;
 * **grid average**: the mean over every cell of the grid at seed 0, ± the standard deviation
   across cells; a diverged run counts as chance accuracy (classification) and is left out of a
   loss average (the count of diverged runs is shown beside it).
@@ -102,14 +103,20 @@ def _score(row: dict[str, Any], metric: str) -> float:
 
 
 def best_rows(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, Any]]:
-    """Each optimizer's best cell; ties go to the cell with more seeds (the one re-run)."""
+    """Each optimizer's best cell, chosen by its first seed's run (as the sweep chose the point to
+    re-run with more seeds; choosing by the mean would favour one-seed cells, whose single value is
+    noisier); ties go to the cell with more seeds. Its reported value is the mean over its seeds."""
     best: dict[str, dict[str, Any]] = {}
     for row in rows:
         current = best.get(row["optimizer"])
-        key = (_score(row, metric), row["seeds"])
-        if current is None or key > (_score(current, metric), current["seeds"]):
+        if current is None or _first_key(row, metric) > _first_key(current, metric):
             best[row["optimizer"]] = row
     return best
+
+
+def _first_key(row: dict[str, Any], metric: str) -> tuple[float, int]:
+    value = _value(row["runs"][0], metric)
+    return (-math.inf if not math.isfinite(value) else better(metric) * value, row["seeds"])
 
 
 def grid_stats(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, Any]]:
