@@ -55,6 +55,11 @@ def test_run_writes_record_and_table_renders_it(monkeypatch, tmp_path) -> None:
     assert (folder / "step.png").stat().st_size > 0
     text = table.render(tmp_path)
     assert "| sgdsai single |" in text and folder.name in text and "test" in text
+    step.run(args)  # a rerun of the same benchmark supersedes the first in the README's table
+    newer = sorted(tmp_path.iterdir())[-1]  # the rerun gets the suffixed folder
+    assert table.render(tmp_path).count("Record [") == 2
+    latest = table.render(tmp_path, latest=True)
+    assert latest.count("Record [") == 1 and newer.name in latest
 
 
 def test_records_are_never_overwritten(tmp_path) -> None:

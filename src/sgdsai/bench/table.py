@@ -34,6 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--readme", type=Path, help="replace the block between <!-- bench:begin/end --> markers in this file"
     )
     p.add_argument(
+        "--latest", action="store_true", help="only the newest record of each name (implied by --readme)"
+    )
+    p.add_argument(
         "--figure", type=Path, default=FIGURE, help=f"the Figure-1 style plot (default: {FIGURE.as_posix()})"
     )
     p.set_defaults(run=run)
@@ -84,9 +87,15 @@ def figure(records: Path, path: Path) -> bool:
     return True
 
 
-def render(records: Path) -> str:
+def render(records: Path, *, latest: bool = False) -> str:
+    """Every record's table; with ``latest``, only the newest record of each name (a benchmark
+    rerun with the same configuration supersedes the older one, which stays on disk)."""
     sections = []
-    for path in sorted(records.glob("*/record.json")):
+    paths = sorted(records.glob("*/record.json"))
+    if latest:
+        newest = {record.load(p)["name"]: p for p in sorted(paths, key=lambda p: record.load(p)["time_utc"])}
+        paths = sorted(newest.values())
+    for path in paths:
         rec = record.load(path)
         module = next((m for prefix, m in RENDERERS.items() if rec["name"].startswith(prefix)), None)
         if module is None:
@@ -105,7 +114,7 @@ def render(records: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    text = render(args.records)
+    text = render(args.records, latest=args.latest or bool(args.readme))
     if figure(args.records, args.figure):
         logger.info("wrote %s", args.figure)
         text = f"![optimizer state and step time against model size]({args.figure.as_posix()})\n\n{text}"
