@@ -44,8 +44,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def figure(records: Path, path: Path) -> bool:
     """The paper's Figure 1 from the records: optimizer state and step time against parameter count
-    (state from the newest memory record, step times from every CPU step record, one line per
-    candidate measured at two sizes or more). Returns whether there was anything to plot."""
+    (state from the newest memory record, step times from the newest CPU step record of each model
+    size, one line per candidate measured at two sizes or more). Returns whether there was anything to plot."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -54,7 +54,10 @@ def figure(records: Path, path: Path) -> bool:
 
     loaded = [record.load(p) for p in sorted(records.glob("*/record.json"))]
     memory = [r for r in loaded if r["name"].startswith("memory_state")]
-    steps = [r for r in loaded if r["name"].startswith("step_") and r["config"].get("device") == "cpu"]
+    newest = {r["name"]: r for r in sorted(loaded, key=lambda r: r["time_utc"])}
+    steps = [
+        r for r in newest.values() if r["name"].startswith("step_") and r["config"].get("device") == "cpu"
+    ]
     if not memory and not steps:
         return False
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
@@ -77,6 +80,8 @@ def figure(records: Path, path: Path) -> bool:
     right.set(xscale="log", yscale="log", xlabel="parameters (billions)", ylabel="step time, median (ms)",
               title="Optimizer step, fp32, GPT-2 shapes, CPU")  # fmt: skip
     right.legend(fontsize=7)
+    sizes = sorted({rec["config"]["params"] / 1e9 for rec in steps})
+    right.set_xticks(sizes, [f"{x:.3g}" for x in sizes])
     for ax in (left, right):
         ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="major", alpha=0.3)
