@@ -180,7 +180,10 @@ def run(args: argparse.Namespace) -> int:
     table = candidates(args.model)
     if args.only:
         table = {k: v for k, v in table.items() if k in args.only}
-    opts: dict[str, Any] = {"probe": Probe(numel, device), "g-SNR pass": GsnrPass([p.grad for _, p in named])}
+    opts: dict[str, Any] = {
+        "probe": Probe(numel, device),
+        "g-SNR pass": GsnrPass([p.grad for _, p in named if p.grad is not None]),
+    }
     first: dict[str, float] = {}
     for name, (_, build) in tqdm(table.items(), desc="first steps", unit="opt"):
         opts[name] = build(named)
