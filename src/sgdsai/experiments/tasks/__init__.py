@@ -69,3 +69,13 @@ def length_sorted_chunks(
     padding: rows of similar length share a chunk, so little padding is computed."""
     order = batch[1].sum(1).argsort(stable=True)
     return [trim_padding(chunk) for chunk in zip(*(t[order].split(size) for t in batch))]
+
+
+def row_batches(x: Tensor, y: Tensor, batch_size: int, seed: int) -> Callable[[int], tuple[Tensor, Tensor]]:
+    """step -> ``batch_size`` rows of ``(x, y)`` drawn with :func:`sample_rows`."""
+
+    def batch(step: int) -> tuple[Tensor, Tensor]:
+        rows = sample_rows(len(x), batch_size, seed, step)
+        return x[rows], y[rows]
+
+    return batch

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sgdsai.experiments.tasks import Task, sample_rows
+from sgdsai.experiments.tasks import Task, row_batches
 from sgdsai.experiments.tasks.vit import EVAL_LIMIT, holdout_split, synthetic_images
 
 SIZES = {  # stem width (doubled per stage), BasicBlocks per stage
@@ -91,9 +91,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         raise ValueError(f"cnn data must be 'fashion-mnist', 'digits' or 'synthetic', not {data!r}")
     x_test, y_test = x_test[:EVAL_LIMIT], y_test[:EVAL_LIMIT]
 
-    def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = sample_rows(len(x_train), batch_size, seed, step)
-        return x_train[rows], y_train[rows]
+    batch = row_batches(x_train, y_train, batch_size, seed)
 
     def loss(model: nn.Module, xy: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(model(xy[0]), xy[1])

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sgdsai.experiments.tasks import Task, sample_rows
+from sgdsai.experiments.tasks import Task, row_batches
 
 SIZES = {  # hidden, layers, heads
     "tiny": (32, 1, 2),
@@ -55,9 +55,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         raise ValueError(f"vit data must be 'digits', 'fashion-mnist' or 'synthetic', not {data!r}")
     x_test, y_test = x_test[:EVAL_LIMIT], y_test[:EVAL_LIMIT]
 
-    def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rows = sample_rows(len(x_train), batch_size, seed, step)
-        return x_train[rows], y_train[rows]
+    batch = row_batches(x_train, y_train, batch_size, seed)
 
     def loss(model: torch.nn.Module, xy: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(model(pixel_values=xy[0]).logits, xy[1])
