@@ -100,6 +100,9 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
         curves.plot(
             [s for s, _ in points],
             smooth([v for _, v in points]),
+            "--"
+            if r["config"]["optimizer"] == "sgd-sai-pkg"
+            else "-",  # on SGD-SaI's curve: keep both visible
             label=f"{name}: val {r['metrics']['val_loss']:.3f}",
         )
     curves.set(xlabel="step", ylabel="training loss (smoothed)", title="GPT-2 small on stdlib bytes")
