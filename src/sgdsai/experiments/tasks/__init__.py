@@ -53,7 +53,7 @@ def sample_rows(n: int, batch: int, seed: int, step: int) -> Tensor:
     return torch.randint(n, (batch,), generator=step_generator(seed, step))
 
 
-def trim_padding(batch: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+def trim_padding(batch: tuple[Tensor, ...]) -> tuple[Tensor, Tensor, Tensor]:
     """``(input_ids, attention_mask, labels)`` without the trailing columns that are padding in
     every row. With right padding the outputs at real tokens do not change, and the cost falls
     with the longest row instead of the padded length. Per-token labels are cut alike."""
@@ -71,11 +71,14 @@ def length_sorted_chunks(
     return [trim_padding(chunk) for chunk in zip(*(t[order].split(size) for t in batch))]
 
 
-def row_batches(x: Tensor, y: Tensor, batch_size: int, seed: int) -> Callable[[int], tuple[Tensor, Tensor]]:
-    """step -> ``batch_size`` rows of ``(x, y)`` drawn with :func:`sample_rows`."""
+def row_batches(
+    columns: tuple[Tensor, ...], batch_size: int, seed: int
+) -> Callable[[int], tuple[Tensor, ...]]:
+    """step -> the same ``batch_size`` rows of every tensor in ``columns``, drawn with
+    :func:`sample_rows`."""
 
-    def batch(step: int) -> tuple[Tensor, Tensor]:
-        rows = sample_rows(len(x), batch_size, seed, step)
-        return x[rows], y[rows]
+    def batch(step: int) -> tuple[Tensor, ...]:
+        rows = sample_rows(len(columns[0]), batch_size, seed, step)
+        return tuple(column[rows] for column in columns)
 
     return batch

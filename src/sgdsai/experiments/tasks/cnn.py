@@ -91,7 +91,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         raise ValueError(f"cnn data must be 'fashion-mnist', 'digits' or 'synthetic', not {data!r}")
     x_test, y_test = x_test[:EVAL_LIMIT], y_test[:EVAL_LIMIT]
 
-    batch = row_batches(x_train, y_train, batch_size, seed)
+    batch = row_batches((x_train, y_train), batch_size, seed)
 
     def loss(model: nn.Module, xy: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(model(xy[0]), xy[1])

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sgdsai.experiments.tasks import Task, length_sorted_chunks, sample_rows, trim_padding
+from sgdsai.experiments.tasks import Task, length_sorted_chunks, row_batches, trim_padding
 from sgdsai.experiments.tasks.lora_metrics import lora_metrics, lora_snapshot
 
 RANKS = {"tiny": 8, "small": 16, "base": 32}
@@ -109,9 +109,10 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
     model = get_peft_model(base, lora)
     initial = lora_snapshot(model)
 
+    draw = row_batches(train, batch_size, seed)
+
     def batch(step: int) -> Batch:
-        rows = sample_rows(len(train[0]), batch_size, seed, step)
-        return trim_padding((train[0][rows], train[1][rows], train[2][rows]))
+        return trim_padding(draw(step))
 
     def loss(model: torch.nn.Module, b: Batch) -> torch.Tensor:
         return F.cross_entropy(model(input_ids=b[0], attention_mask=b[1]).logits, b[2])
