@@ -115,8 +115,9 @@ def best_rows(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, An
 
 
 def _first_key(row: dict[str, Any], metric: str) -> tuple[float, int]:
-    value = _value(row["runs"][0], metric)
-    return (-math.inf if not math.isfinite(value) else better(metric) * value, row["seeds"])
+    from sgdsai.experiments.sweep import metric_value  # the sweep's own rule for its best point
+
+    return (metric_value(row["runs"][0], metric), row["seeds"])
 
 
 def grid_stats(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, Any]]:
