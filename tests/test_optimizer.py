@@ -349,3 +349,77 @@ def test_docstring_example_runs() -> None:
 
     result = doctest.testmod(sgdsai.optimizer)
     assert result.attempted > 0 and result.failed == 0
+
+
+# --- scale="numel" and gsnr_reference ---------------------------------------------------------
+
+
+def test_numel_mode_computes_no_gradient_statistics(monkeypatch) -> None:
+    def refuse(grads):
+        raise AssertionError("scale='numel' must not compute gradient statistics")
+
+    monkeypatch.setattr(gsnr, "stack_stats", refuse)
+    params = make_params()
+    opt = SGDSaI(params, scale="numel")
+    run_steps(opt, params, 2)
+    biggest = max(p.numel() for p in params)
+    assert opt.param_groups[0]["gsnr_max"] == pytest.approx(math.sqrt(biggest))
+    for p in params:
+        assert float(opt.state[p]["gsnr"]) == pytest.approx(math.sqrt(p.numel() / biggest), rel=1e-6)
+
+
+@pytest.mark.parametrize("foreach", IMPLS)
+def test_numel_zero_first_gradient_waits_then_starts_momentum(foreach: bool) -> None:
+    """An all-zero first gradient counts towards M (its value is known), leaves the tensor
+    untouched (no decay) and starts the momentum at the first non-zero gradient: m = g."""
+    big, small = nn.Parameter(torch.randn(20, 10)), nn.Parameter(torch.randn(4, 2))
+    opt = SGDSaI([big, small], 0.5, 0.9, 0.1, scale="numel", foreach=foreach)
+    before = big.detach().clone()
+    big.grad, small.grad = torch.zeros(20, 10), torch.randn(4, 2)
+    opt.step()
+    assert opt.param_groups[0]["gsnr_max"] == pytest.approx(math.sqrt(200))  # the zero tensor set M
+    assert torch.equal(big, before) and "momentum_buffer" not in opt.state[big]
+    g = torch.randn(20, 10)
+    big.grad, small.grad = g.clone(), torch.randn(4, 2)
+    opt.step()
+    assert float(opt.state[big]["gsnr"]) == 1.0
+    torch.testing.assert_close(opt.state[big]["momentum_buffer"], g)
+    torch.testing.assert_close(big.detach(), before * (1 - 0.5 * 0.1) - 0.5 * g)
+
+
+def test_unknown_scale_names_the_argument_and_the_choices() -> None:
+    with pytest.raises(ValueError, match=r"scale must be one of 'gsnr', 'numel', not 'snr'"):
+        SGDSaI([nn.Parameter(torch.ones(2))], scale="snr")
+    with pytest.raises(ValueError, match="scale must be one of"):
+        SGDSaI([{"params": [nn.Parameter(torch.ones(2))], "scale": 1}])
+
+
+@pytest.mark.parametrize("scale", ["gsnr", "numel"])
+def test_non_reference_group_is_clamped_and_never_sets_the_reference(scale: str) -> None:
+    """The embedding-M ablation: a large tensor in a gsnr_reference=False group gets scale 1."""
+    embedding, block = nn.Parameter(torch.randn(64, 32)), nn.Parameter(torch.randn(8, 8))
+    opt = SGDSaI([{"params": [embedding], "gsnr_reference": False}, {"params": [block]}], scale=scale)
+    embedding.grad, block.grad = torch.randn(64, 32), torch.randn(8, 8)
+    opt.step()
+    reference = opt.param_groups[0]["gsnr_max"]
+    expected = 8.0 if scale == "numel" else gsnr.tensor_gsnr(block.grad)
+    assert reference == pytest.approx(expected, rel=1e-6)
+    assert float(opt.state[embedding]["gsnr"]) == 1.0 and float(opt.state[block]["gsnr"]) == 1.0
+
+
+def test_non_reference_tensors_wait_for_a_reference_tensor() -> None:
+    embedding, block = nn.Parameter(torch.randn(64, 32)), nn.Parameter(torch.randn(8, 8))
+    opt = SGDSaI([{"params": [embedding], "gsnr_reference": False}, {"params": [block]}])
+    embedding.grad = torch.randn(64, 32)
+    before = embedding.detach().clone()
+    opt.step()
+    assert opt.param_groups[0]["gsnr_max"] is None and torch.equal(embedding, before)
+    embedding.grad, block.grad = torch.randn(64, 32), torch.randn(8, 8)
+    opt.step()
+    assert opt.param_groups[0]["gsnr_max"] == pytest.approx(gsnr.tensor_gsnr(block.grad), rel=1e-6)
+    assert not torch.equal(embedding, before)
+
+
+def test_gsnr_reference_must_be_a_bool() -> None:
+    with pytest.raises(TypeError, match="gsnr_reference must be a bool"):
+        SGDSaI([{"params": [nn.Parameter(torch.ones(2))], "gsnr_reference": "no"}])

@@ -22,6 +22,8 @@ CONFIGS = [
     pytest.param({"normalize": False, "lr": 1e-3}, id="raw g-SNR"),
     pytest.param({"unbiased": True}, id="unbiased std"),
     pytest.param({"eps": 0.5}, id="large eps"),
+    pytest.param({"scale": "numel"}, id="numel"),
+    pytest.param({"scale": "numel", "normalize": False, "lr": 1e-3}, id="raw numel"),
 ]
 
 FROZEN, LORA_A = 0, 5  # indices into SHAPES
@@ -80,6 +82,24 @@ def test_matches_reference(kwargs: dict) -> None:
             torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-9)
     # The scenario really exercised every rule: the frozen and LoRA-A tensors moved in the end.
     for index in (FROZEN, LORA_A, SHAPES.index(())):
+        assert not torch.equal(result["single"][index], start[index])
+
+
+@pytest.mark.parametrize("scale", ["gsnr", "numel"])
+def test_non_reference_groups_match_reference(scale: str) -> None:
+    """Groups with gsnr_reference=False (here the largest tensors) never set M, on every path."""
+    start = make_params()
+
+    def groups(ps):
+        return [{"params": [ps[0], ps[3]], "gsnr_reference": False}, {"params": ps[1:3] + ps[4:]}]
+
+    result = trajectories(
+        {"scale": scale}, {name: lambda ps, kw, b=build: b(groups(ps), kw) for name, build in IMPLS.items()}
+    )
+    for name in set(IMPLS) - {"reference"}:
+        for want, got in zip(result["reference"], result[name]):
+            torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-9)
+    for index in range(len(start)):  # every tensor trained
         assert not torch.equal(result["single"][index], start[index])
 
 
@@ -168,3 +188,22 @@ def test_normalised_equals_raw_with_rescaled_hyperparameters() -> None:
     run_steps(SGDSaI(b, 0.1 / big_m, 0.9, 0.01 * big_m, normalize=False), b, 8)
     for x, y in zip(a, b):
         torch.testing.assert_close(x, y, rtol=1e-6, atol=1e-9)
+
+
+def test_raw_numel_mode_matches_the_nightly_rule() -> None:
+    """The authors' unreleased v1.1.0-nightly (commit 6c13d90), transcribed: scale sqrt(numel),
+    unnormalised, measured at the first step; m_1 = g_1, then EMA; decoupled decay."""
+    start = make_params()
+    lr, mu, wd = 1e-3, 0.9, 0.05
+    theta = [p.detach().clone() for p in start]
+    m = [None] * len(theta)
+    scale = [t.numel() ** 0.5 for t in theta]
+    for t in range(10):
+        for i, ti in enumerate(theta):
+            gi = synthetic_grad(ti, t, i)
+            m[i] = gi.clone() if m[i] is None else m[i].mul(mu).add(gi, alpha=1 - mu)
+            theta[i] = ti.mul(1 - wd * lr).add(m[i], alpha=-lr * scale[i])
+    ours = clone_params(start)
+    run_steps(SGDSaI(ours, lr, mu, wd, scale="numel", normalize=False), ours, 10)
+    for want, got in zip(theta, ours):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-9)

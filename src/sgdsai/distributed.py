@@ -35,7 +35,7 @@ from torch import Tensor
 from sgdsai import gsnr
 from sgdsai.gsnr import GradStats
 
-__all__ = ["check_params", "grad_stats", "reference", "zero_redundancy_sgdsai"]
+__all__ = ["check_params", "grad_stats", "local_tensor", "reference", "zero_redundancy_sgdsai"]
 
 
 def check_params(params: Iterable[Tensor]) -> None:
@@ -68,6 +68,11 @@ def grad_stats(grads: Sequence[Tensor]) -> list[GradStats]:
         for i, s in zip(indices, _dtensor_stats(mesh, [grads[i] for i in indices])):
             stats[i] = s
     return stats
+
+
+def local_tensor(t: Tensor) -> Tensor:
+    """This rank's piece of ``t``: the local shard of a DTensor, else ``t`` itself."""
+    return t.to_local() if _is_dtensor(t) else t  # type: ignore[attr-defined]
 
 
 def reference(regular: Sequence[float], measured: bool, group: Any = None) -> float | None:

@@ -34,6 +34,8 @@ __all__ = [
     "combine",
     "lr_scale",
     "measure",
+    "measure_numel",
+    "nonzero",
     "stack_stats",
     "tensor_gsnr",
 ]
@@ -147,7 +149,8 @@ class Kind(enum.Enum):
 @dataclass(frozen=True)
 class Measurement:
     kind: Kind
-    gsnr: float | None  # set for REGULAR only
+    #: the raw value: set for REGULAR, and for a ZERO gradient whose value needs no gradient (numel)
+    gsnr: float | None
 
     @property
     def deferred(self) -> bool:
@@ -167,6 +170,31 @@ def measure(stats: GradStats, eps: float, unbiased: bool = False) -> Measurement
     if stats.count == 1 or std <= CONSTANT_RTOL * abs(stats.mean):
         return Measurement(Kind.CONSTANT, None)
     return Measurement(Kind.REGULAR, norm / (std + eps))
+
+
+def measure_numel(numel: int, nonzero: bool) -> Measurement:
+    r"""The $\sqrt{\text{numel}}$ stand-in for a g-SNR (``scale="numel"``): no statistics.
+
+    Its value is known without a gradient, so an all-zero first gradient still carries it (and can
+    set the reference), while the tensor waits for a non-zero gradient to start its momentum. A
+    0-element tensor is ``CONSTANT``: it gets the largest scale and never sets the reference.
+    """
+    if numel == 0:
+        return Measurement(Kind.CONSTANT, None)
+    return Measurement(Kind.REGULAR if nonzero else Kind.ZERO, math.sqrt(numel))
+
+
+def nonzero(grads: Sequence[Tensor]) -> list[bool]:
+    """Whether each gradient has a non-zero element, with one device-to-host transfer per device."""
+    rows: dict[torch.device, list[tuple[int, Tensor]]] = {}
+    for index, grad in enumerate(grads):
+        g = torch.view_as_real(grad) if grad.is_complex() else grad
+        rows.setdefault(g.device, []).append((index, g.detach().ne(0).any()))
+    flags = [False] * len(grads)
+    for device_rows in rows.values():
+        for (index, _), flag in zip(device_rows, torch.stack([f for _, f in device_rows]).tolist()):
+            flags[index] = bool(flag)
+    return flags
 
 
 def lr_scale(measurement: Measurement, reference: float, normalize: bool) -> float:

@@ -35,6 +35,7 @@ class SGDSaI(Optimizer):
         maximize: bool = False,
         foreach: bool | None = None,
         reference_group: Any = None,
+        scale: str = "gsnr",
         fused: bool | None = None,
         stochastic_rounding: bool = False,
         momentum_dtype: torch.dtype | None = None,
@@ -55,6 +56,8 @@ class SGDSaI(Optimizer):
             fused=fused,
             stochastic_rounding=stochastic_rounding,
             momentum_dtype=momentum_dtype,
+            scale=scale,
+            gsnr_reference=True,
             gsnr_max=None,
         )
         super().__init__(params, defaults)
@@ -65,8 +68,12 @@ class SGDSaI(Optimizer):
         reference g-SNR the optimizer already holds."""
         reference = self._gsnr_max()
         super().add_param_group(param_group)
-        distributed.check_params(self.param_groups[-1]["params"])
-        self.param_groups[-1]["gsnr_max"] = reference
+        group = self.param_groups[-1]
+        distributed.check_params(group["params"])
+        _check_scale(group["scale"])
+        if not isinstance(group["gsnr_reference"], bool):
+            raise TypeError(f"gsnr_reference must be a bool, not {group['gsnr_reference']!r}")
+        group["gsnr_max"] = reference
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
@@ -109,7 +116,7 @@ class SGDSaI(Optimizer):
     # it would guard on each step's new .grad objects and recompile every step.
     @_disable_dynamo
     def _measure_new_tensors(self) -> None:
-        """Measure the g-SNR of every tensor that has a gradient and no ``state["gsnr"]`` yet."""
+        """Give every tensor that has a gradient and no ``state["gsnr"]`` yet its scale."""
         new = [
             (group, p)
             for group in self.param_groups
@@ -122,21 +129,40 @@ class SGDSaI(Optimizer):
             return
         for _, p in new:
             _check_dense(p.grad)
-        stats = distributed.grad_stats([p.grad for _, p in new])
-        results = [gsnr.measure(s, group["eps"], group["unbiased"]) for (group, _), s in zip(new, stats)]
+        results = self._measurements(new)
         if reference is None:
-            regular = [r.gsnr for r in results if r.gsnr is not None]
-            measured = not all(r.deferred for r in results)
-            reference = distributed.reference(regular, measured, self.reference_group)
+            # A numel value is known without a usable gradient: a zero first gradient still counts.
+            votes = [
+                r
+                for (group, _), r in zip(new, results)
+                if group["gsnr_reference"] and (not r.deferred or group["scale"] == "numel")
+            ]
+            regular = [r.gsnr for r in votes if r.gsnr is not None]
+            reference = distributed.reference(regular, bool(votes), self.reference_group)
             for group in self.param_groups:
                 group["gsnr_max"] = reference
         for (group, p), result in zip(new, results):
             if result.kind is gsnr.Kind.NONFINITE:
                 logger.warning("non-finite gradient in a tensor of shape %s: g-SNR deferred", tuple(p.shape))
-            if result.deferred:
-                continue
-            scale = gsnr.lr_scale(result, reference, group["normalize"])  # type: ignore[arg-type]
+            if result.deferred or reference is None:
+                continue  # nothing to start from yet, or no reference tensor has set M yet
+            scale = gsnr.lr_scale(result, reference, group["normalize"])
             self.state[p]["gsnr"] = torch.tensor(scale, dtype=torch.float32)
+
+    def _measurements(self, new: list[tuple[dict[str, Any], Tensor]]) -> list[gsnr.Measurement]:
+        """Measure g-SNR where ``scale="gsnr"``; elsewhere only whether the gradient is non-zero."""
+        by_gsnr = [i for i, (group, _) in enumerate(new) if group["scale"] == "gsnr"]
+        by_numel = [i for i, (group, _) in enumerate(new) if group["scale"] == "numel"]
+        results: list[gsnr.Measurement] = [gsnr.Measurement(gsnr.Kind.ZERO, None)] * len(new)
+        stats = distributed.grad_stats([new[i][1].grad for i in by_gsnr]) if by_gsnr else []  # type: ignore[misc]
+        for i, s in zip(by_gsnr, stats):
+            group = new[i][0]
+            results[i] = gsnr.measure(s, group["eps"], group["unbiased"])
+        grads = [new[i][1].grad for i in by_numel]
+        nonzero = gsnr.nonzero([distributed.local_tensor(g) for g in grads]) if grads else []  # type: ignore[arg-type]
+        for i, g, started in zip(by_numel, grads, nonzero):
+            results[i] = gsnr.measure_numel(g.numel(), started)  # type: ignore[union-attr]
+        return results
 
     @_disable_dynamo  # not named _init_group: dynamo expects that method to return a constant
     def _group_tensors(
@@ -198,6 +224,15 @@ class SGDSaI(Optimizer):
 def _check(name: str, value: float, ok: bool) -> None:
     if not ok:
         raise ValueError(f"Invalid {name} value: {value}")
+
+
+#: What a tensor's learning-rate scale is computed from (the ``scale`` flag).
+SCALES = ("gsnr", "numel")
+
+
+def _check_scale(scale: Any) -> None:
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(map(repr, SCALES))}, not {scale!r}")
 
 
 def _check_dense(grad: Tensor) -> None:
@@ -273,6 +308,13 @@ Args:
         ``None`` (default): this process's tensors only, right for one process, DDP and FSDP2.
         DTensor gradients (FSDP2, tensor parallel) are always measured whole, whatever this is;
         see :mod:`sgdsai.distributed`.
+    scale: what each tensor's scale is computed from. ``"gsnr"`` (default): its measured g-SNR,
+        as in the paper. ``"numel"``: $\sqrt{\text{numel}}$ in its place (the rule of the authors'
+        unreleased ``v1.1.0-nightly`` branch, which ``normalize=False`` reproduces): no gradient
+        statistics and no collective; $M$ is the largest $\sqrt{\text{numel}}$ of the tensors that
+        have a gradient at the first measuring step, an all-zero first gradient included (its
+        tensor still waits for a non-zero gradient to start). A 1-element tensor gets
+        $1/M$ (raw: 1); non-finite gradients are not special.
     fused: one ``torch.compile``\ d kernel per tensor (:mod:`sgdsai.fused`): it reads
         :math:`g, m, \theta` once and writes :math:`m, \theta` once. The first step compiles
         (seconds); ``None`` means ``False``.
@@ -282,6 +324,12 @@ Args:
         halves the state of float32 weights (2 bytes per parameter; real parameters only).
         Either low-precision flag selects the float32-math loop of :mod:`sgdsai.lowprecision`
         instead of foreach/fused.
+
+Group keys:
+    Besides the hyperparameters and flags above, a group may set ``gsnr_reference=False``: its
+    tensors are measured (and clamped at 1) but never take part in choosing $M$, so that, for
+    example, a tied embedding and head need not set every block's rate. If the first measuring step
+    measures only such tensors, they wait until a reference tensor has set $M$.
 
 State:
     ``state[p]["momentum_buffer"]`` (``momentum_dtype``, by default the parameter's dtype; absent

@@ -1,10 +1,12 @@
 """SGDSaIReference: the test oracle, written straight from the math with no fast paths.
 
 Slow on purpose: float64 statistics, one tensor at a time, Python floats for the scales. It shares
-no code with :mod:`sgdsai.gsnr` or :mod:`sgdsai.functional`, so agreement is evidence.
+no code with `sgdsai.gsnr` or `sgdsai.functional`, so agreement is evidence.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch.optim import Optimizer
@@ -12,7 +14,11 @@ from torch.optim.optimizer import ParamsT
 
 
 class SGDSaIReference(Optimizer):
-    """Same semantics as :class:`sgdsai.SGDSaI`, without flags beyond the algorithm's own."""
+    """Same semantics as `sgdsai.SGDSaI`, without flags beyond the algorithm's own.
+
+    Groups may set `gsnr_reference=False`: their tensors are measured and clamped at 1 but never
+    set the reference $M$.
+    """
 
     def __init__(
         self,
@@ -25,32 +31,48 @@ class SGDSaIReference(Optimizer):
         normalize: bool = True,
         unbiased: bool = False,
         maximize: bool = False,
+        scale: str = "gsnr",
     ) -> None:
-        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eps=eps)
+        defaults = dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eps=eps, gsnr_reference=True)
         super().__init__(params, defaults)
-        self.normalize, self.unbiased, self.maximize = normalize, unbiased, maximize
+        self.normalize, self.unbiased, self.maximize, self.scale = normalize, unbiased, maximize, scale
         self.reference: float | None = None  # M: the largest g-SNR of the first measuring step
+
+    def _raw(self, g: torch.Tensor, eps: float) -> float | None:
+        """The tensor's raw scale, or None when its noise cannot be measured."""
+        if self.scale == "numel":
+            return math.sqrt(g.numel()) if g.numel() > 0 else None
+        std = g.std(correction=1 if self.unbiased else 0).item() if g.numel() > 1 else 0.0
+        constant = g.numel() <= 1 or std <= 1e-6 * abs(g.mean().item())
+        return None if constant else g.norm().item() / (std + eps)
 
     @torch.no_grad()
     def step(self) -> None:  # type: ignore[override]
-        first = {}  # tensor -> raw g-SNR, or None when its noise cannot be measured
+        first = {}  # tensor -> raw value, or None when its noise cannot be measured
+        candidates = []  # (raw value, sets M?) of every tensor this step could measure
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None or "scale" in self.state[p]:
                     continue
                 g = p.grad.double().flatten()
-                if not torch.isfinite(g).all() or not g.any():
-                    continue  # nothing to measure yet
-                std = g.std(correction=1 if self.unbiased else 0).item() if g.numel() > 1 else 0.0
-                constant = g.numel() == 1 or std <= 1e-6 * abs(g.mean().item())
-                first[p] = None if constant else g.norm().item() / (std + group["eps"])
-        if first and self.reference is None:
-            self.reference = max((v for v in first.values() if v is not None), default=1.0)
-        for p, raw in first.items():
+                raw = self._raw(g, group["eps"])
+                candidates.append((raw, group["gsnr_reference"]))
+                if not g.any() or (self.scale == "gsnr" and not torch.isfinite(g).all()):
+                    continue  # nothing to start from yet
+                first[p] = (raw, group["gsnr_reference"])
+        if self.reference is None:
+            # numel needs no gradient to know its value: every tensor with a gradient counts
+            counted = candidates if self.scale == "numel" else list(first.values())
+            if any(ref for _, ref in counted):
+                self.reference = max((v for v, ref in counted if ref and v is not None), default=1.0)
+        reference = self.reference
+        if reference is None:
+            return  # no reference tensor measured yet: every tensor waits for M, none has a scale
+        for p, (raw, _) in first.items():
             if self.normalize:
-                scale = 1.0 if raw is None else min(raw / self.reference, 1.0)
+                scale = 1.0 if raw is None else min(raw / reference, 1.0)
             else:
-                scale = self.reference if raw is None else raw
+                scale = reference if raw is None else raw
             self.state[p]["scale"] = float(torch.tensor(scale, dtype=torch.float32))  # stored as float32
 
         for group in self.param_groups:
