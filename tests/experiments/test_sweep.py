@@ -80,3 +80,40 @@ def test_every_preset_names_known_tasks_sizes_and_optimizers() -> None:
         assert set(preset.grid) <= set(OPTIMIZERS), name
         assert preset.metric in ("val_loss", "val_accuracy"), name
         assert 0 not in preset.best_seeds and all(lrs and wds for lrs, wds in preset.grid.values()), name
+
+
+def test_grid_extends_past_an_edge_until_the_best_is_bracketed(tmp_path, monkeypatch) -> None:
+    """A loss that falls until lr 10 then diverges: the grid (0.316, 1, 3.16) grows by one
+    lattice step at a time, to 10 and then 31.6 (diverged, which brackets 10), and stops."""
+    base = RunConfig("vit", "sgdsai", 0.0, 1e-4, 3, data="synthetic", batch_size=8, preset="test")
+    configs = sweep.grid(base, ["sgdsai"], {"sgdsai": [0.316, 1.0, 3.16]}, {"sgdsai": [1e-4]}, [0])
+
+    def fake_run(config, device):
+        diverged = config.lr > 20
+        return {
+            "run_id": config.run_id,
+            "metrics": {"diverged": diverged, "val_loss": None if diverged else 1 / config.lr},
+        }
+
+    monkeypatch.setattr(sweep, "run", fake_run)
+    sweep.run_sweep(configs, tmp_path)
+    added = []
+    for _ in range(5):
+        more = sweep.extension(configs, tmp_path, "val_loss")
+        if not more:
+            break
+        added += [c.lr for c in more]
+        configs = [*configs, *more]
+        sweep.run_sweep(more, tmp_path)
+    assert added == [10.0, 31.6]
+    assert sweep.best_points(configs, tmp_path, "val_loss")["sgdsai"].lr == 10.0
+
+
+def test_grid_extends_downwards_when_the_smallest_lr_is_best(tmp_path, monkeypatch) -> None:
+    base = RunConfig("vit", "adamw", 0.0, 0.1, 3, data="synthetic", batch_size=8, preset="test")
+    configs = sweep.grid(base, ["adamw"], {"adamw": [3.16e-4, 1e-3, 3.16e-3]}, {"adamw": [0.1]}, [0])
+    monkeypatch.setattr(
+        sweep, "run", lambda c, d: {"run_id": c.run_id, "metrics": {"diverged": False, "val_loss": c.lr}}
+    )
+    sweep.run_sweep(configs, tmp_path)
+    assert [c.lr for c in sweep.extension(configs, tmp_path, "val_loss")] == [1e-4]

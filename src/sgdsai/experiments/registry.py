@@ -14,6 +14,7 @@ SGD-SaI has two modes (see ``docs/experiments.md``):
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import io
 import logging
@@ -42,13 +43,68 @@ def decay_groups(named: list[tuple[str, nn.Parameter]], weight_decay: float) -> 
     return [g for g in groups if g["params"]]
 
 
-def _sgdsai(normalize: bool, unbiased: bool) -> Factory:
+def _sgdsai(normalize: bool = True, unbiased: bool = False, momentum: float = 0.9, **flags: Any) -> Factory:
     def build(named, lr, weight_decay, info):
         from sgdsai import SGDSaI
 
-        return SGDSaI(decay_groups(named, weight_decay), lr, 0.9, normalize=normalize, unbiased=unbiased)
+        groups = decay_groups(named, weight_decay)
+        return SGDSaI(groups, lr, momentum, normalize=normalize, unbiased=unbiased, **flags)
 
     return build
+
+
+def _sgdsai_blocks_m(named, lr, weight_decay, info):
+    """Paper mode with the reference M over the blocks: the task's input embeddings and output
+    head (``info["io_names"]``) are measured and clamped at 1 but never set M
+    (``gsnr_reference=False``)."""
+    from sgdsai import SGDSaI
+
+    embedding = set(info.get("io_names", ()))
+    groups = []
+    for group in decay_groups(named, weight_decay):
+        pairs = list(zip(group["param_names"], group["params"]))
+        for reference in (True, False):
+            chosen = [(n, p) for n, p in pairs if (n in embedding) != reference]
+            if chosen:
+                groups.append({**group, "params": [p for _, p in chosen], "param_names": [n for n, _ in chosen],
+                               "gsnr_reference": reference})  # fmt: skip
+    if not any(not g["gsnr_reference"] for g in groups):
+        raise ValueError("sgdsai-blocks-m needs a task that names its embeddings (info['io_names'])")
+    return SGDSaI(groups, lr, 0.9)
+
+
+class Composite(torch.optim.Optimizer):
+    """Several optimizers stepped as one: their groups are this one's (so LR schedulers scale every
+    group's lr by the same factor) and their states are read together."""
+
+    def __init__(self, optimizers: list[torch.optim.Optimizer]) -> None:
+        self.optimizers = optimizers
+        self.defaults = {}
+        self.param_groups = [g for o in optimizers for g in o.param_groups]
+        self.state = collections.ChainMap(*(o.state for o in optimizers))  # type: ignore[assignment]
+
+    def step(self, closure=None):  # type: ignore[override]
+        loss = closure() if closure is not None else None
+        for o in self.optimizers:
+            o.step()
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for o in self.optimizers:
+            o.zero_grad(set_to_none)
+
+
+def _muon(named, lr, weight_decay, info):
+    """torch.optim.Muon on the 2-D hidden matrices, AdamW (0.9, 0.95) on the embeddings and head
+    (``info["io_names"]``) and on every other tensor — the standard recipe.
+    ``adjust_lr_fn="match_rms_adamw"`` (Moonlight) matches Muon's update RMS to AdamW's, so both
+    parts take the one swept ``lr`` and ``weight_decay``."""
+    embedding = set(info.get("io_names", ()))
+    hidden = [(n, p) for n, p in named if p.dim() == 2 and n not in embedding]
+    rest = [(n, p) for n, p in named if not (p.dim() == 2 and n not in embedding)]
+    muon = torch.optim.Muon([p for _, p in hidden], lr, weight_decay, adjust_lr_fn="match_rms_adamw")
+    adamw = torch.optim.AdamW(_strip_names(decay_groups(rest, weight_decay)), lr, betas=(0.9, 0.95))
+    return Composite([muon, adamw])
 
 
 class _QuietStdout(contextlib.AbstractContextManager):
@@ -158,11 +214,23 @@ class Spec:
 
 
 OPTIMIZERS: dict[str, Spec] = {
-    "sgdsai": Spec(
-        _sgdsai(True, False), None, "SGD-SaI, paper mode (population std, max-normalised)", 0.1, 1e-2
+    "sgdsai": Spec(_sgdsai(), None, "SGD-SaI, paper mode (population std, max-normalised)", 1.0, 1e-4),
+    "sgdsai-numel": Spec(
+        _sgdsai(scale="numel"), None, "SGD-SaI, sqrt(numel) in place of the g-SNR, max-normalised", 1.0, 1e-4
+    ),
+    "sgdsai-blocks-m": Spec(
+        _sgdsai_blocks_m, None, "SGD-SaI paper mode, M over the blocks (embeddings clamped at 1)", 1.0, 1e-4
+    ),
+    "sgdsai-m0": Spec(_sgdsai(momentum=0.0), None, "SGD-SaI paper mode, momentum 0 (no state)", 1.0, 1e-4),
+    "muon": Spec(
+        _muon, None, "torch.optim.Muon (match_rms_adamw) on hidden matrices + AdamW, one lr", 1e-3, 0.1
     ),
     "sgdsai-official": Spec(
-        _sgdsai(False, True), None, "SGD-SaI, released-code mode (unbiased std, raw g-SNR)", 1e-3, 1e-2
+        _sgdsai(normalize=False, unbiased=True),
+        None,
+        "SGD-SaI, released-code mode (unbiased std, raw g-SNR)",
+        1e-3,
+        1e-2,
     ),
     "sgd-sai-pkg": Spec(
         _official_package, "sgd-sai", "the released sgd-sai 1.0.3 package itself", 1e-3, 1e-2

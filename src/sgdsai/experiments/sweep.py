@@ -39,6 +39,10 @@ class Preset:
     best_seeds: tuple[int, ...] = ()  #: extra seeds at each optimizer's best grid point
     metric: str = "val_loss"  #: what "best" means; ``val_accuracy`` is maximised, losses minimised
     eval_every: int = 0
+    #: at most this many lrs added beyond each edge of an optimizer's grid while its best lr lies at
+    #: that edge (at the grid's own spacing), before the extra seeds; 0: the grid is fixed
+    extend: int = 0
+    grad_clip: float | None = None
 
 
 def _paper_grid(*optimizers: str) -> dict[str, tuple[Sequence[float], Sequence[float]]]:
@@ -115,6 +119,38 @@ PRESETS: dict[str, Preset] = {
         metric="val_accuracy",
     ),
 }  # fmt: skip
+
+
+def _study_grid(*optimizers: str) -> dict[str, tuple[Sequence[float], Sequence[float]]]:
+    """Three lrs at two per decade around each optimizer's documented default lr (its class
+    default), with its weight decay fixed at its recommendation: the same decay per step at the
+    default lr, lr x wd = 1e-4, for the decoupled ones; torch SGD's coupled 1e-4 for Nesterov."""
+    from sgdsai.experiments.registry import OPTIMIZERS
+
+    return {
+        o: (
+            tuple(float(f"{OPTIMIZERS[o].lr * 10 ** (k / 2):.3g}") for k in (-1, 0, 1)),
+            (OPTIMIZERS[o].weight_decay,),
+        )
+        for o in optimizers
+    }
+
+
+STUDY_A = ("sgdsai", "sgdsai-numel", "adamw", "nesterov", "muon", "sgdsai-blocks-m", "sgdsai-m0")
+PRESETS.update({
+    "study-a16": Preset(
+        "gpt2", "stdlib", "small", 3000, _study_grid(*STUDY_A),
+        "study A: char-level GPT-2 (2x128, ctx 128) on stdlib bytes, 16 x 128 tokens per step, 3000 steps; "
+        "every optimizer at two lrs per decade around its default, extended until bracketed, 3 seeds at each best",
+        batch_size=16, best_seeds=(1, 2), eval_every=500, extend=3, grad_clip=1.0,
+    ),
+    "study-a128": Preset(
+        "gpt2", "stdlib", "small", 375, _study_grid(*STUDY_A),
+        "study A at 8x the batch (128 x 128 tokens per step) and the same tokens (375 steps, the same "
+        "schedule shape): does SGD-SaI's standing change with batch size?",
+        batch_size=128, best_seeds=(1, 2), eval_every=125, extend=3, grad_clip=1.0,
+    ),
+})  # fmt: skip
 
 
 def grid(
@@ -213,16 +249,56 @@ def preset_configs(name: str, args: argparse.Namespace) -> list[RunConfig]:
         raise SystemExit(f"preset {name!r} is for task {preset.task!r}, not {args.task!r}")
     base = config_from_args(args, task=preset.task, data=preset.data, size=preset.size, steps=preset.steps,
                             batch_size=preset.batch_size, eval_every=preset.eval_every, preset=name,
+                            grad_clip=preset.grad_clip,
                             optimizer="", lr=0.0, weight_decay=0.0)  # fmt: skip
     lrs = {o: lrs for o, (lrs, _) in preset.grid.items()}
     wds = {o: wds for o, (_, wds) in preset.grid.items()}
     return grid(base, list(preset.grid), lrs, wds, preset.seeds)
 
 
+def extension(configs: Sequence[RunConfig], records: Path, metric: str) -> list[RunConfig]:
+    """The next lr to try for each optimizer whose best lr (all records present) lies at an edge
+    of its tried lrs: one grid step beyond that edge, at the best cell's weight decay. A tried
+    neighbour on each side brackets the best, a diverged one included."""
+    import json
+
+    best = best_points(configs, records, metric)
+    out = []
+    for optimizer, point in best.items():
+        tried = sorted(
+            {c.lr for c in configs if c.optimizer == optimizer and c.weight_decay == point.weight_decay}
+        )
+        if len(tried) < 2:
+            continue
+        score = json.loads(record_path(point, records).read_text())
+        if point.lr == tried[0] or metric_value(score, metric) == -math.inf:
+            out.append(dataclasses.replace(point, lr=_grid_step(tried[0], tried[1], -1)))
+        elif point.lr == tried[-1]:
+            out.append(dataclasses.replace(point, lr=_grid_step(tried[-1], tried[-2], +1)))
+    return out
+
+
+def _grid_step(edge: float, neighbour: float, direction: int) -> float:
+    """One step beyond ``edge`` on the grid's lattice of lrs 10**(k/d), d points per decade (the
+    density of ``edge`` and its neighbour), to 3 significant digits: 0.316 -> 0.1, 3.16 -> 10."""
+    density = round(1 / abs(math.log10(edge / neighbour)))
+    k = round(density * math.log10(edge)) + direction
+    return float(f"{10 ** (k / density):.3g}")
+
+
 def run_preset(name: str, args: argparse.Namespace) -> None:
     preset = PRESETS[name]
     configs = preset_configs(name, args)
     run_sweep(configs, args.records, args.device)
+    for _ in range(preset.extend):
+        more = extension(configs, args.records, preset.metric)
+        if not more:
+            break
+        logger.info(
+            "%s: best lr at a grid edge for %s: extending", name, ", ".join(c.optimizer for c in more)
+        )
+        configs = [*configs, *more]
+        run_sweep(more, args.records, args.device)
     if preset.best_seeds:
         extra = best_seed_configs(configs, args.records, preset.metric, preset.best_seeds)
         logger.info("%s: %d more seeds at each optimizer's best point", name, len(preset.best_seeds))

@@ -44,8 +44,14 @@ DEFAULT_DATA = {
 }
 SCHEMA = 1
 #: Bumped whenever a task's data or model definition changes, so older records get other run ids
-#: and a sweep does not take them for current ones. 2: stdlib split by file, not by position.
-TASK_REVISION = 2
+#: and a sweep does not take them for current ones. 2: stdlib split by file, not by position;
+#: gpt2 3: fixed validation and test windows (held-out halves), whatever the batch size.
+TASK_REVISIONS = {"gpt2": 3}
+DEFAULT_TASK_REVISION = 2
+
+
+def task_revision(task: str) -> int:
+    return TASK_REVISIONS.get(task, DEFAULT_TASK_REVISION)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +79,7 @@ class RunConfig:
     def run_id(self) -> str:
         """Readable prefix plus a hash of every field: equal ids mean equal runs."""
         c = self.resolved()
-        key = json.dumps({**dataclasses.asdict(c), "task_revision": TASK_REVISION}, sort_keys=True)
+        key = json.dumps({**dataclasses.asdict(c), "task_revision": task_revision(c.task)}, sort_keys=True)
         digest = hashlib.sha256(key.encode()).hexdigest()[:8]
         return f"{c.task}-{c.data}-{c.size}-{c.optimizer}-lr{c.lr:g}-wd{c.weight_decay:g}-s{c.seed}-{digest}"
 
@@ -156,7 +162,7 @@ def run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
     scales = opt.gsnr(model) if isinstance(opt, SGDSaI) else None
     return {
         "schema": SCHEMA,
-        "task_revision": TASK_REVISION,
+        "task_revision": task_revision(config.task),
         "run_id": config.run_id,
         "preset": config.preset,
         "config": dataclasses.asdict(config),
@@ -174,6 +180,9 @@ def run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
         "state_bytes": state_bytes(opt),
         "metrics": metrics,
         "chance_accuracy": task.info.get("chance_accuracy"),
+        "floors": task.info.get("floors"),
+        "tokens_per_step": task.info.get("tokens_per_step"),
+        "peak_rss_mib": _peak_rss_mib(),
         "loss_curve": losses,
         "eval_curve": [{k: _finite(v) for k, v in e.items()} for e in evals],
         "gsnr_trace": trace,
@@ -188,6 +197,16 @@ def write_record(record: dict[str, Any], path: Path) -> None:
     tmp = path.with_suffix(f".tmp{os.getpid()}")
     tmp.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
     os.replace(tmp, path)
+
+
+def _peak_rss_mib() -> float | None:
+    """This process's peak resident memory so far (Linux and macOS), in MiB."""
+    try:
+        import resource
+    except ImportError:
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 1024 if platform.system() == "Linux" else peak / 2**20
 
 
 def _to(batch: Any, device: str) -> Any:

@@ -6,12 +6,18 @@ symbols: learnable, no files; the last 10% held out), or a fetched text corpus i
 own 8192-token byte-level BPE (:mod:`sgdsai.experiments.bpe`, every 10th ~100 kB chunk held out):
 ``english`` (Austen, the King James Bible, Shakespeare; 3.7 M tokens), ``python-docs`` or
 ``english+python-docs``. The model's vocabulary is the data's.
+
+The held-out tokens are cut in two: the first half gives the validation windows (``val_loss``,
+which sweeps select on), the second the test windows (``test_loss``, which verdicts report). Both
+are :data:`EVAL_WINDOWS` fixed windows, the same whatever the training batch size, and the task
+declares their n-gram floors (:mod:`sgdsai.experiments.floors`) in ``info["floors"]``.
 """
 
 from __future__ import annotations
 
 import torch
 
+from sgdsai.experiments.floors import ngram_floors
 from sgdsai.experiments.tasks import Task, sample_rows, step_generator
 
 SIZES = {  # n_embd, n_layer, n_head, context
@@ -20,7 +26,8 @@ SIZES = {  # n_embd, n_layer, n_head, context
     "small": (128, 2, 4, 128),
     "base": (256, 4, 4, 128),
 }
-EVAL_BATCHES = 8
+EVAL_WINDOWS = 256  #: windows in each of the validation and test sets
+EVAL_CHUNK = 32  #: windows per evaluation forward pass
 BPE_DATA = ("english", "python-docs", "english+python-docs")
 BPE_VOCAB = 8192
 
@@ -50,12 +57,12 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
     batch_size = batch_size or 16
     vocab, units = 256, "bytes"
     if data == "stdlib":
-        train, val = datasets.stdlib_split(4_000_000)
+        train, held_out = datasets.stdlib_split(4_000_000)
     elif data == "synthetic":
         tokens = markov_tokens(20_000)
-        train, val = tokens[:18_000], tokens[18_000:]
+        train, held_out = tokens[:16_000], tokens[16_000:]
     elif data in BPE_DATA:
-        train, val, vocab = bpe.token_ids(data, BPE_VOCAB)
+        train, held_out, vocab = bpe.token_ids(data, BPE_VOCAB)
         units = f"BPE-{BPE_VOCAB} tokens"
     else:
         choices = ", ".join(repr(d) for d in ("stdlib", "synthetic", *BPE_DATA))
@@ -67,12 +74,12 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
     def batch(step: int) -> torch.Tensor:
         return windows(train, sample_rows(len(train) - context, batch_size, seed, step))
 
-    val_batches = [
-        windows(
-            val, torch.randint(len(val) - context, (batch_size,), generator=step_generator(10_000 + i, 0))
-        )
-        for i in range(EVAL_BATCHES)
-    ]
+    def eval_windows(source: torch.Tensor, offset: int) -> torch.Tensor:
+        gen = step_generator(10_000 + offset, 0)
+        return windows(source, torch.randint(len(source) - context, (EVAL_WINDOWS,), generator=gen))
+
+    half = len(held_out) // 2
+    val, test = eval_windows(held_out[:half], 0), eval_windows(held_out[half:], 1)
 
     def loss(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(input_ids=x, labels=x).loss
@@ -81,9 +88,13 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
         was_training = model.training
         model.eval()
-        value = sum(loss(model, x).item() for x in val_batches) / len(val_batches)
+        out = {
+            f"{name}_loss": sum(loss(model, x).item() for x in split.split(EVAL_CHUNK))
+            / (EVAL_WINDOWS / EVAL_CHUNK)
+            for name, split in (("val", val), ("test", test))
+        }
         model.train(was_training)
-        return {"val_loss": value}
+        return out
 
     torch.manual_seed(seed)
     config = GPT2Config(
@@ -105,6 +116,10 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
             "transformer.h.0.mlp.c_fc.bias",
         ],
         info={
+            "floors": ngram_floors(train, val, test, vocab),
+            "eval_windows": EVAL_WINDOWS,
+            "tokens_per_step": batch_size * context,
+            "io_names": ["transformer.wte.weight", "transformer.wpe.weight"],  # wte is the tied head too
             "dim": n_embd,
             "n_heads": n_head,
             "adam_mini": {"wqk_names": ["c_attn"], "attn_proj_names": ["attn.c_proj"]},

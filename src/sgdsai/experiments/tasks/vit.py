@@ -92,6 +92,12 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         ],
         info={  # Adam-mini: non-matrix tensors (tokens, conv patches) get per-coordinate Adam
             "chance_accuracy": 0.1,
+            "io_names": [
+                "vit.embeddings.cls_token",
+                "vit.embeddings.position_embeddings",
+                "vit.embeddings.patch_embeddings.projection.weight",
+                "classifier.weight",
+            ],
             "dim": hidden,
             "n_heads": heads,
             "adam_mini": {
