@@ -136,7 +136,7 @@ def _study_grid(*optimizers: str) -> dict[str, tuple[Sequence[float], Sequence[f
     }
 
 
-STUDY_A = ("sgdsai", "sgdsai-numel", "adamw", "nesterov", "muon", "sgdsai-blocks-m", "sgdsai-m0")
+STUDY_A = ("sgdsai", "adamw", "nesterov", "sgdsai-numel", "muon", "sgdsai-blocks-m", "sgdsai-m0")
 PRESETS.update({
     "study-a16": Preset(
         "gpt2", "stdlib", "small", 3000, _study_grid(*STUDY_A),
@@ -287,22 +287,25 @@ def _grid_step(edge: float, neighbour: float, direction: int) -> float:
 
 
 def run_preset(name: str, args: argparse.Namespace) -> None:
+    """Each optimizer in turn, to completion: its grid, the extensions while its best lr lies at
+    an edge, then the extra seeds at its best point. So the first optimizers of a long preset are
+    comparable before the last have started."""
     preset = PRESETS[name]
-    configs = preset_configs(name, args)
-    run_sweep(configs, args.records, args.device)
-    for _ in range(preset.extend):
-        more = extension(configs, args.records, preset.metric)
-        if not more:
-            break
-        logger.info(
-            "%s: best lr at a grid edge for %s: extending", name, ", ".join(c.optimizer for c in more)
-        )
-        configs = [*configs, *more]
-        run_sweep(more, args.records, args.device)
-    if preset.best_seeds:
-        extra = best_seed_configs(configs, args.records, preset.metric, preset.best_seeds)
-        logger.info("%s: %d more seeds at each optimizer's best point", name, len(preset.best_seeds))
-        run_sweep(extra, args.records, args.device)
+    grid_configs = preset_configs(name, args)
+    for optimizer in preset.grid:
+        configs = [c for c in grid_configs if c.optimizer == optimizer]
+        run_sweep(configs, args.records, args.device)
+        for _ in range(preset.extend):
+            more = extension(configs, args.records, preset.metric)
+            if not more:
+                break
+            logger.info("%s: best lr of %s at a grid edge: trying lr %g", name, optimizer, more[0].lr)
+            configs = [*configs, *more]
+            run_sweep(more, args.records, args.device)
+        if preset.best_seeds:
+            extra = best_seed_configs(configs, args.records, preset.metric, preset.best_seeds)
+            logger.info("%s: %d more seeds at the best point of %s", name, len(preset.best_seeds), optimizer)
+            run_sweep(extra, args.records, args.device)
 
 
 def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
