@@ -32,8 +32,8 @@ from tqdm import tqdm
 
 from sgdsai import SGDSaI
 from sgdsai.checkpoint import optimizer_state_dict_to_load
-from sgdsai.demo import batches, tiny_gpt2
-from sgdsai.experiments.data import stdlib_bytes
+from sgdsai_lab.data import stdlib_bytes
+from sgdsai_lab.demo import batches, tiny_gpt2
 
 logger = logging.getLogger("fsdp2_gpt2")
 

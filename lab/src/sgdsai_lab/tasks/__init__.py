@@ -1,0 +1,84 @@
+"""Training tasks: a model, a deterministic batch stream, a loss and an evaluation.
+
+Each task module defines ``build(data, size, seed, batch_size) -> Task`` and supports
+``data="synthetic"``, a tiny generated dataset that needs no files, for tests.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+#: task name -> module that builds it
+TASKS = {
+    "gpt2": "sgdsai_lab.tasks.gpt2",
+    "vit": "sgdsai_lab.tasks.vit",
+    "lora": "sgdsai_lab.tasks.lora",
+    "lora-cls": "sgdsai_lab.tasks.lora_cls",
+    "cnn": "sgdsai_lab.tasks.cnn",
+}
+
+
+@dataclass
+class Task:
+    model: nn.Module
+    batch: Callable[[int], Any]  #: step -> batch; the same for every optimizer given the seed
+    loss: Callable[[nn.Module, Any], Tensor]
+    evaluate: Callable[[nn.Module], dict[str, float]]
+    traced: list[str]  #: parameter names whose g-SNR is traced during training
+    #: model facts some optimizers need (Adam-mini's ``dim``, ``n_heads``), and ``chance_accuracy``
+    #: for classification (what a diverged run counts as in grid averages)
+    info: dict[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+def build_task(name: str, data: str, size: str, seed: int, batch_size: int | None = None) -> Task:
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
+    return importlib.import_module(TASKS[name]).build(data, size, seed, batch_size)
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """A generator for step ``step`` of a run with ``seed``: batches can be drawn in any order."""
+    return torch.Generator().manual_seed(1_000_003 * seed + step)
+
+
+def sample_rows(n: int, batch: int, seed: int, step: int) -> Tensor:
+    """``batch`` indices in ``[0, n)`` drawn with replacement for one step."""
+    return torch.randint(n, (batch,), generator=step_generator(seed, step))
+
+
+def trim_padding(batch: tuple[Tensor, ...]) -> tuple[Tensor, Tensor, Tensor]:
+    """``(input_ids, attention_mask, labels)`` without the trailing columns that are padding in
+    every row. With right padding the outputs at real tokens do not change, and the cost falls
+    with the longest row instead of the padded length. Per-token labels are cut alike."""
+    ids, mask, labels = batch
+    length = int(mask.sum(1).max())
+    return ids[:, :length], mask[:, :length], labels[:, :length] if labels.dim() == 2 else labels
+
+
+def length_sorted_chunks(
+    batch: tuple[Tensor, Tensor, Tensor], size: int
+) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """An evaluation set as chunks of ``size`` rows sorted by length, each trimmed of its shared
+    padding: rows of similar length share a chunk, so little padding is computed."""
+    order = batch[1].sum(1).argsort(stable=True)
+    return [trim_padding(chunk) for chunk in zip(*(t[order].split(size) for t in batch))]
+
+
+def row_batches(
+    columns: tuple[Tensor, ...], batch_size: int, seed: int
+) -> Callable[[int], tuple[Tensor, ...]]:
+    """step -> the same ``batch_size`` rows of every tensor in ``columns``, drawn with
+    :func:`sample_rows`."""
+
+    def batch(step: int) -> tuple[Tensor, ...]:
+        rows = sample_rows(len(columns[0]), batch_size, seed, step)
+        return tuple(column[rows] for column in columns)
+
+    return batch

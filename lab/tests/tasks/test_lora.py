@@ -1,0 +1,123 @@
+"""The LoRA tasks (``lora``, ``lora-cls``) on their synthetic data: only LoRA (and the new head)
+trains, A's first gradient is zero, and the task's metrics tell whether the A matrices trained."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+pytest.importorskip("peft")
+
+from sgdsai_lab.run import RunConfig, run
+from sgdsai_lab.tasks import build_task
+from sgdsai_lab.tasks.lora import IGNORE, pack
+from sgdsai_lab.tasks.lora_cls import stratified_split
+from sgdsai_lab.tasks.lora_metrics import lora_metrics, lora_snapshot
+from sgdsai_lab.zoo import build_optimizer
+
+LORA_TASKS = ["lora", "lora-cls"]
+
+
+def _train(task, optimizer: str, lr: float, weight_decay: float, steps: int) -> None:
+    opt = build_optimizer(optimizer, task.model, lr, weight_decay, task.info)
+    for step in range(steps):
+        loss = task.loss(task.model, task.batch(step))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+@pytest.mark.parametrize("name", LORA_TASKS)
+def test_only_lora_and_head_train_and_every_lora_a_starts_with_zero_gradient(name: str) -> None:
+    task = build_task(name, "synthetic", "tiny", 0)
+    trainable = [n for n, p in task.model.named_parameters() if p.requires_grad]
+    assert all(".lora_" in n or ".modules_to_save." in n for n in trainable)
+    assert any(".modules_to_save." in n for n in trainable) == (name == "lora-cls")
+    task.loss(task.model, task.batch(0)).backward()
+    grads = {n: p.grad for n, p in task.model.named_parameters() if p.requires_grad}
+    a_names = [n for n in grads if ".lora_A." in n]
+    assert a_names and all(torch.count_nonzero(grads[n]) == 0 for n in a_names)
+    assert all(torch.count_nonzero(grads[n.replace("lora_A", "lora_B")]) > 0 for n in a_names)
+    assert set(task.traced) <= set(trainable)
+
+
+@pytest.mark.parametrize("name", LORA_TASKS)
+def test_sgdsai_trains_every_lora_a_and_leaves_the_base_bit_identical(name: str) -> None:
+    task = build_task(name, "synthetic", "tiny", 0)
+    frozen = {n: p.detach().clone() for n, p in task.model.named_parameters() if not p.requires_grad}
+    _train(task, "sgdsai", 0.5, 0.01, 4)
+    metrics = task.evaluate(task.model)
+    assert metrics["lora_A_orth_change_min"] > 1e-5  # each A moved other than by shrinking
+    assert metrics["lora_A_rel_change"] > 0 and metrics["lora_B_norm"] > 0
+    for n, p in task.model.named_parameters():
+        if n in frozen:
+            torch.testing.assert_close(p.detach(), frozen[n], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", LORA_TASKS)
+def test_released_package_only_shrinks_lora_a(name: str) -> None:
+    pytest.importorskip("sgd_sai")
+    task = build_task(name, "synthetic", "tiny", 0)
+    _train(task, "sgd-sai-pkg", 0.05, 0.1, 4)
+    metrics = task.evaluate(task.model)
+    assert metrics["lora_A_rel_change"] > 1e-4  # weight decay shrank A ...
+    assert metrics["lora_A_orth_change"] < 1e-6  # ... and nothing else moved it
+    assert metrics["lora_B_norm"] > 0
+
+
+def test_lora_metrics_tell_shrinking_from_training() -> None:
+    torch.manual_seed(0)
+    factors = nn.ModuleDict({"lora_A": nn.Linear(6, 4, bias=False), "lora_B": nn.Linear(4, 6, bias=False)})
+    model = nn.ModuleDict({"q": factors})
+    initial = lora_snapshot(model)
+    assert list(initial) == ["q.lora_A.weight"]
+    with torch.no_grad():
+        factors["lora_A"].weight.mul_(0.5)
+    shrunk = lora_metrics(model, initial)
+    assert shrunk["lora_A_rel_change"] == pytest.approx(0.5) and shrunk["lora_A_orth_change"] < 1e-12
+    with torch.no_grad():
+        factors["lora_A"].weight[0, 0] += 0.1
+    moved = lora_metrics(model, initial)
+    assert (
+        moved["lora_A_orth_change"] > 1e-3 and moved["lora_A_orth_change_min"] == moved["lora_A_orth_change"]
+    )
+    assert moved["lora_B_norm"] == pytest.approx(factors["lora_B"].weight.norm().item())
+
+
+def test_pack_masks_prompt_and_padding_and_keeps_the_prompt_end() -> None:
+    ids, mask, labels = pack(
+        [([1, 2, 3, 4, 5, 6], [7, 8]), ([1], [9, 9, 9, 9, 9, 9, 9, 9])], context=8, pad=0
+    )
+    assert ids.tolist() == [[3, 4, 5, 6, 7, 8, 0, 0], [1, 9, 9, 9, 9, 9, 9, 9]]
+    assert mask.tolist() == [[1, 1, 1, 1, 1, 1, 0, 0], [1] * 8]
+    assert labels.tolist() == [[IGNORE] * 4 + [7, 8, IGNORE, IGNORE], [IGNORE] + [9] * 7]
+
+
+def test_stratified_split_holds_out_the_same_fraction_of_every_class() -> None:
+    labels = torch.tensor([0] * 50 + [1] * 20 + [2] * 10)
+    train, held = stratified_split(labels, 0.2)
+    assert torch.equal(torch.cat([train, held]).sort().values, torch.arange(80))
+    assert labels[held].bincount().tolist() == [10, 4, 2]
+    assert torch.equal(held, stratified_split(labels, 0.2)[1])
+
+
+@pytest.mark.parametrize("name", LORA_TASKS)
+def test_training_run_writes_finite_metrics(name: str) -> None:
+    record = run(RunConfig(name, "sgdsai", 0.5, 0.01, 3, data="synthetic", batch_size=4, gsnr_every=1))
+    metrics = record["metrics"]
+    assert not metrics["diverged"]
+    assert all(math.isfinite(v) for k, v in metrics.items() if k != "diverged")
+    assert {"val_loss", "lora_A_rel_change", "lora_A_orth_change_min", "lora_B_norm"} <= set(metrics)
+    assert record["param_count"] == sum(p.numel() for p in build_task(name, "synthetic", "tiny", 0).model.parameters()
+                                        if p.requires_grad)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", LORA_TASKS)
+def test_adam_mini_steps_on_lora_factors(name: str) -> None:
+    pytest.importorskip("adam_mini")
+    task = build_task(name, "synthetic", "tiny", 0)
+    _train(task, "adam-mini", 1e-2, 0.0, 2)
+    assert task.evaluate(task.model)["lora_A_orth_change_min"] > 0

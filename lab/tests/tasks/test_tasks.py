@@ -1,0 +1,51 @@
+"""Batch plumbing shared by the tasks: padding trimmed without changing what a model computes."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+import torch
+
+from sgdsai_lab.tasks import length_sorted_chunks, trim_padding
+
+
+def _padded_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    mask = torch.tensor([[1, 1, 1, 0, 0, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 0, 0], [1, 0, 0, 0, 0, 0]])
+    ids = torch.arange(24).reshape(4, 6) * mask
+    return ids, mask, torch.where(mask.bool(), ids, -100)
+
+
+def test_trim_padding_drops_only_columns_padded_in_every_row() -> None:
+    ids, mask, labels = _padded_batch()
+    short_ids, short_mask, short_labels = trim_padding((ids, mask, labels))
+    assert torch.equal(short_ids, ids[:, :4]) and torch.equal(short_mask, mask[:, :4])
+    assert torch.equal(short_labels, labels[:, :4])
+    classes = torch.tensor([3, 1, 4, 1])
+    assert torch.equal(trim_padding((ids, mask, classes))[2], classes)  # one label per row: kept
+
+
+def test_length_sorted_chunks_hold_every_row_once_shortest_first() -> None:
+    ids, mask, labels = _padded_batch()
+    chunks = length_sorted_chunks((ids, mask, labels), 2)
+    assert [c[0].shape for c in chunks] == [(2, 2), (2, 4)]
+    rows = sorted(tuple(r[m.bool()].tolist()) for c in chunks for r, m in zip(c[0], c[1]))
+    assert rows == sorted(tuple(r[m.bool()].tolist()) for r, m in zip(ids, mask))
+
+
+@pytest.mark.parametrize("task", ["lora", "lora_cls"])
+def test_trailing_padding_does_not_change_the_outputs_at_real_tokens(task: str) -> None:
+    module = importlib.import_module(f"sgdsai_lab.tasks.{task}")
+    torch.manual_seed(0)
+    model = module._synthetic_model().eval()
+    ids = torch.randint(4, 64, (3, 10))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    padded = (torch.cat([ids * mask, torch.zeros(3, 5, dtype=torch.long)], 1),
+              torch.cat([mask, torch.zeros(3, 5, dtype=torch.long)], 1))  # fmt: skip
+    with torch.no_grad():
+        short = model(input_ids=ids * mask, attention_mask=mask).logits
+        long = model(input_ids=padded[0], attention_mask=padded[1]).logits
+    if task == "lora":  # per-token logits: compare the real positions
+        long, short = long[:, :10][mask.bool()], short[mask.bool()]
+    torch.testing.assert_close(long, short, rtol=1e-5, atol=1e-5)

@@ -1,0 +1,119 @@
+"""A sweep runs its grid once: rerunning it trains nothing, and a killed run is redone alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from sgdsai_lab import sweep
+from sgdsai_lab.run import RunConfig, record_path
+
+
+def _configs():
+    base = RunConfig("vit", "", 0.0, 0.0, 3, data="synthetic", batch_size=8, preset="test")
+    return sweep.grid(base, ["sgdsai", "adamw"], {"sgdsai": [0.1], "adamw": [1e-3, 1e-2]},
+                      {"sgdsai": [0.01], "adamw": [0.1]}, [0, 1])  # fmt: skip
+
+
+def test_grid_is_every_combination_seed_major() -> None:
+    configs = _configs()
+    assert len(configs) == 6 and len({c.run_id for c in configs}) == 6
+    assert [c.seed for c in configs] == [0, 0, 0, 1, 1, 1]
+
+
+def test_sweep_resumes_without_redoing_finished_runs(tmp_path, monkeypatch) -> None:
+    configs = _configs()[:3]
+    assert sweep.run_sweep(configs, tmp_path) == (3, 0)
+    mtimes = {c.run_id: record_path(c, tmp_path).stat().st_mtime_ns for c in configs}
+
+    def no_training(*args, **kwargs):
+        pytest.fail("a finished run was trained again")
+
+    monkeypatch.setattr(sweep, "run", no_training)
+    assert sweep.run_sweep(configs, tmp_path) == (0, 3)
+    assert {c.run_id: record_path(c, tmp_path).stat().st_mtime_ns for c in configs} == mtimes
+
+    killed = configs[1]
+    record_path(killed, tmp_path).unlink()  # a run cut off before its atomic write left no record
+    trained = []
+    monkeypatch.setattr(
+        sweep, "run", lambda config, device: trained.append(config) or {"run_id": config.run_id}
+    )
+    assert sweep.run_sweep(configs, tmp_path) == (1, 2)
+    assert trained == [killed]
+
+
+def test_best_seeds_run_at_each_optimizers_best_grid_point(tmp_path, monkeypatch) -> None:
+    configs = _configs()[:3]  # seed 0: sgdsai lr 0.1; adamw lr 1e-3 and 1e-2
+    accuracy = {1e-3: 0.2, 1e-2: 0.7, 0.1: 0.5}
+
+    def fake_run(config, device):
+        return {"run_id": config.run_id, "metrics": {"diverged": False, "val_accuracy": accuracy[config.lr]}}
+
+    monkeypatch.setattr(sweep, "run", fake_run)
+    assert sweep.best_seed_configs(configs, tmp_path, "val_accuracy", [1, 2]) == []  # grid not run yet
+    sweep.run_sweep(configs, tmp_path)
+    extra = sweep.best_seed_configs(configs, tmp_path, "val_accuracy", [1, 2])
+    assert sorted((c.optimizer, c.lr, c.seed) for c in extra) == [
+        ("adamw", 1e-2, 1), ("adamw", 1e-2, 2), ("sgdsai", 0.1, 1), ("sgdsai", 0.1, 2)
+    ]  # fmt: skip
+    by_loss = sweep.best_points(configs, tmp_path, "val_loss")  # no val_loss: every run counts as worst
+    assert set(by_loss) == {"sgdsai", "adamw"}
+
+
+def test_a_diverged_run_is_never_the_best_point() -> None:
+    diverged = {"metrics": {"diverged": True, "val_accuracy": 0.9}}
+    fine = {"metrics": {"diverged": False, "val_accuracy": 0.1, "val_loss": 2.0}}
+    assert sweep.metric_value(diverged, "val_accuracy") < sweep.metric_value(fine, "val_accuracy")
+    assert sweep.metric_value(fine, "val_loss") == -2.0
+
+
+def test_every_preset_names_known_tasks_sizes_and_optimizers() -> None:
+    import importlib
+
+    from sgdsai_lab.tasks import TASKS
+    from sgdsai_lab.zoo import OPTIMIZERS
+
+    for name, preset in sweep.PRESETS.items():
+        assert preset.task in TASKS, name
+        module = importlib.import_module(TASKS[preset.task])
+        assert preset.size in getattr(module, "SIZES", getattr(module, "RANKS", {})), name
+        assert set(preset.grid) <= set(OPTIMIZERS), name
+        assert preset.metric in ("val_loss", "val_accuracy"), name
+        assert 0 not in preset.best_seeds and all(lrs and wds for lrs, wds in preset.grid.values()), name
+
+
+def test_grid_extends_past_an_edge_until_the_best_is_bracketed(tmp_path, monkeypatch) -> None:
+    """A loss that falls until lr 10 then diverges: the grid (0.316, 1, 3.16) grows by one
+    lattice step at a time, to 10 and then 31.6 (diverged, which brackets 10), and stops."""
+    base = RunConfig("vit", "sgdsai", 0.0, 1e-4, 3, data="synthetic", batch_size=8, preset="test")
+    configs = sweep.grid(base, ["sgdsai"], {"sgdsai": [0.316, 1.0, 3.16]}, {"sgdsai": [1e-4]}, [0])
+
+    def fake_run(config, device):
+        diverged = config.lr > 20
+        return {
+            "run_id": config.run_id,
+            "metrics": {"diverged": diverged, "val_loss": None if diverged else 1 / config.lr},
+        }
+
+    monkeypatch.setattr(sweep, "run", fake_run)
+    sweep.run_sweep(configs, tmp_path)
+    added = []
+    for _ in range(5):
+        more = sweep.extension(configs, tmp_path, "val_loss")
+        if not more:
+            break
+        added += [c.lr for c in more]
+        configs = [*configs, *more]
+        sweep.run_sweep(more, tmp_path)
+    assert added == [10.0, 31.6]
+    assert sweep.best_points(configs, tmp_path, "val_loss")["sgdsai"].lr == 10.0
+
+
+def test_grid_extends_downwards_when_the_smallest_lr_is_best(tmp_path, monkeypatch) -> None:
+    base = RunConfig("vit", "adamw", 0.0, 0.1, 3, data="synthetic", batch_size=8, preset="test")
+    configs = sweep.grid(base, ["adamw"], {"adamw": [3.16e-4, 1e-3, 3.16e-3]}, {"adamw": [0.1]}, [0])
+    monkeypatch.setattr(
+        sweep, "run", lambda c, d: {"run_id": c.run_id, "metrics": {"diverged": False, "val_loss": c.lr}}
+    )
+    sweep.run_sweep(configs, tmp_path)
+    assert [c.lr for c in sweep.extension(configs, tmp_path, "val_loss")] == [1e-4]
