@@ -32,8 +32,8 @@ from tqdm import tqdm
 
 from sgdsai import SGDSaI
 from sgdsai.checkpoint import optimizer_state_dict_to_load
-from sgdsai_lab.data import stdlib_bytes
 from sgdsai_lab.demo import batches, tiny_gpt2
+from sgdsai_lab.sources.stdlib import stdlib_bytes
 
 logger = logging.getLogger("fsdp2_gpt2")
 

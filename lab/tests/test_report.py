@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from sgdsai_lab.report import load_records, render
+from sgdsai_lab.analysis import load_records
+from sgdsai_lab.report import render
 
 
 def _record(optimizer: str, lr: float, val: float | None, seed: int = 0, state: int = 100) -> dict:
@@ -90,7 +91,7 @@ def _accuracy_record(optimizer: str, lr: float, wd: float, acc: float | None, se
 
 
 def test_table2_statistics_peak_over_seeds_average_over_grid_with_divergence_at_chance() -> None:
-    from sgdsai_lab.report import best_rows, grid_stats, summarise
+    from sgdsai_lab.analysis import best_rows, grid_stats, summarise
 
     one_seed_luck = [_accuracy_record("adamw", 0.1, 0.01, 0.80), _accuracy_record("adamw", 0.1, 0.01, 0.70, seed=1),
                      _accuracy_record("adamw", 0.01, 0.01, 0.79)]  # fmt: skip
@@ -112,7 +113,7 @@ def test_table2_statistics_peak_over_seeds_average_over_grid_with_divergence_at_
 
 
 def test_lag_is_the_first_step_the_slower_run_reaches_the_reference_loss() -> None:
-    from sgdsai_lab.report import lag
+    from sgdsai_lab.analysis import lag
 
     fast = {"loss_curve": [[i, 10.0 - i, 1.0] for i in range(8)]}
     slow = {"loss_curve": [[i, 10.0 - i / 2, 1.0] for i in range(16)]}
@@ -123,8 +124,8 @@ def test_lag_is_the_first_step_the_slower_run_reaches_the_reference_loss() -> No
 
 
 def test_claims_give_verdicts_by_the_stated_rules() -> None:
+    from sgdsai_lab.analysis import group
     from sgdsai_lab.claims import claims_markdown
-    from sgdsai_lab.report import group
 
     runs = [_accuracy_record("sgdsai", 0.1, 0.01, 0.805), _accuracy_record("adamw", 0.1, 0.01, 0.81),
             _accuracy_record("nesterov", 0.1, 0.01, 0.70)]  # fmt: skip

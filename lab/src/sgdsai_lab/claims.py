@@ -10,6 +10,8 @@ import math
 import statistics
 from typing import Any
 
+from sgdsai_lab.analysis import best_rows, grid_stats, lag, metric_of, summarise
+
 RULES = (
     "*matches AdamW*: peak accuracy within 1 point of AdamW's (or better), loss within 1% (or lower)",
     "*beats SGD-momentum*: peak accuracy more than 1 point higher (loss more than 1% lower)",
@@ -84,8 +86,6 @@ MODES = {"sgdsai": "paper mode", "sgdsai-official": "released-code mode"}
 def setting_claims(key: tuple, runs: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
     """``(claim, paper, ours, verdict)`` rows for one setting: performance claims for each SGD-SaI
     mode run there, then g-SNR and LoRA claims for the first."""
-    from sgdsai_lab.report import best_rows, grid_stats, metric_of, summarise
-
     rows = summarise(runs)
     metric = metric_of(runs)
     best = best_rows(rows, metric)
@@ -118,8 +118,6 @@ def _performance_claims(
     stats: dict[str, dict[str, Any]],
     metric: str,
 ) -> list[tuple[str, str, str, str]]:
-    from sgdsai_lab.report import lag
-
     paper = PAPER.get(task, {})
     sai, s = best[mode], stats[mode]
     out: list[tuple[str, str, str, str]] = []

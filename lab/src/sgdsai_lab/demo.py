@@ -91,7 +91,7 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sgdsai_lab.report import smooth
+    from sgdsai_lab.analysis import smooth
 
     fig, (curves, state, step) = plt.subplots(1, 3, figsize=(13, 4), gridspec_kw={"width_ratios": [2, 1, 1]})
     names = [LABELS[r["config"]["optimizer"]] for r in records]

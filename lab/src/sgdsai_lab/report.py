@@ -18,153 +18,29 @@ The claims the records can test are summarised by :mod:`sgdsai_lab.claims`;
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
-import statistics
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+from sgdsai_lab.analysis import (
+    best_rows,
+    better,
+    grid_stats,
+    group,
+    lag,
+    load_records,
+    metric_of,
+    score,
+    smooth,
+    summarise,
+)
+from sgdsai_lab.claims import claims_markdown
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_OUT = Path("experiments/report")
 LAG_FRACTIONS = (0.25, 0.5)
-
-
-def load_records(records: Path) -> list[dict[str, Any]]:
-    """Every training record under ``records`` (other JSON files there are ignored)."""
-    out = []
-    for path in sorted(records.rglob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            logger.warning("unreadable record skipped: %s", path)
-            continue
-        if isinstance(record, dict) and record.get("schema") == 1 and "loss_curve" in record:
-            out.append(record)
-    return out
-
-
-def setting(record: dict[str, Any]) -> tuple:
-    c = record["config"]
-    return (c["task"], c["data"], c["size"], c["steps"], record.get("preset", ""))
-
-
-def metric_of(runs: list[dict[str, Any]]) -> str:
-    """``val_accuracy`` where any run reports it, else ``val_loss``."""
-    return "val_accuracy" if any(r["metrics"].get("val_accuracy") is not None for r in runs) else "val_loss"
-
-
-def better(metric: str) -> int:
-    """+1 where larger is better, -1 where smaller is."""
-    return 1 if metric.endswith("accuracy") else -1
-
-
-def _value(record: dict[str, Any], key: str) -> float:
-    """The metric, or NaN for a diverged or unevaluated run."""
-    value = record["metrics"].get(key)
-    return math.nan if value is None or record["metrics"]["diverged"] else float(value)
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    finite = [v for v in values if math.isfinite(v)]
-    if len(finite) < len(values) or not finite:
-        return math.nan, math.nan
-    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
-
-
-def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (optimizer, lr, weight decay), averaged over seeds (NaN if any seed diverged)."""
-    cells: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for r in runs:
-        c = r["config"]
-        cells[(c["optimizer"], c["lr"], c["weight_decay"])].append(r)
-    rows = []
-    for (opt, lr, wd), rs in sorted(cells.items()):
-        rs = sorted(rs, key=lambda r: r["config"]["seed"])
-        row: dict[str, Any] = {"optimizer": opt, "lr": lr, "weight_decay": wd, "seeds": len(rs), "runs": rs}
-        for key in ("val_loss", "val_accuracy", "final_train_loss"):
-            row[key], row[f"{key}_std"] = _mean_std([_value(r, key) for r in rs])
-        row["diverged"] = sum(r["metrics"]["diverged"] for r in rs)
-        row["state_bytes"] = rs[0]["state_bytes"]
-        row["param_bytes"] = rs[0]["param_bytes"]
-        row["median_step_ms"] = statistics.median(
-            r["median_step_ms"] for r in rs if r["median_step_ms"] is not None
-        ) if any(r["median_step_ms"] is not None for r in rs) else math.nan  # fmt: skip
-        row["wall_clock_s"] = statistics.fmean(r["wall_clock_s"] for r in rs)
-        rows.append(row)
-    return rows
-
-
-def _score(row: dict[str, Any], metric: str) -> float:
-    value = row[metric]
-    return -math.inf if not math.isfinite(value) else better(metric) * value
-
-
-def best_rows(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, Any]]:
-    """Each optimizer's best cell, chosen by its first seed's run (as the sweep chose the point to
-    re-run with more seeds; choosing by the mean would favour one-seed cells, whose single value is
-    noisier); ties go to the cell with more seeds. Its reported value is the mean over its seeds."""
-    best: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        current = best.get(row["optimizer"])
-        if current is None or _first_key(row, metric) > _first_key(current, metric):
-            best[row["optimizer"]] = row
-    return best
-
-
-def _first_key(row: dict[str, Any], metric: str) -> tuple[float, int]:
-    from sgdsai_lab.sweep import metric_value  # the sweep's own rule for its best point
-
-    return (metric_value(row["runs"][0], metric), row["seeds"])
-
-
-def grid_stats(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, Any]]:
-    """Table-2 statistics per optimizer: peak ± seed std, grid average ± std over cells."""
-    best = best_rows(rows, metric)
-    out = {}
-    for opt, top in best.items():
-        cells = [r for r in rows if r["optimizer"] == opt]
-        seed0 = [next((x for x in r["runs"] if x["config"]["seed"] == 0), r["runs"][0]) for r in cells]
-        values = []
-        for record in seed0:
-            v = _value(record, metric)
-            if not math.isfinite(v) and metric.endswith("accuracy"):
-                v = record.get("chance_accuracy") or 0.0
-            values.append(v)
-        finite = [v for v in values if math.isfinite(v)]
-        out[opt] = {
-            "peak": top[metric],
-            "peak_std": top[f"{metric}_std"],
-            "peak_seeds": top["seeds"],
-            "lr": top["lr"],
-            "weight_decay": top["weight_decay"],
-            "avg": statistics.fmean(finite) if finite else math.nan,
-            "avg_std": statistics.stdev(finite) if len(finite) > 1 else 0.0,
-            "cells": len(cells),
-            "diverged": sum(r["metrics"]["diverged"] for r in seed0),
-        }
-    return out
-
-
-def smooth(values: list[float], alpha: float = 0.9) -> list[float]:
-    """Exponential moving average (bias-corrected at the start, like Adam's)."""
-    out, ema = [], 0.0
-    for i, v in enumerate(values, 1):
-        ema = alpha * ema + (1 - alpha) * v
-        out.append(ema / (1 - alpha**i))
-    return out
-
-
-def lag(reference: dict[str, Any], other: dict[str, Any], fraction: float) -> tuple[int, int | None]:
-    """Early convergence: the step at ``fraction`` of ``reference``'s run, and the first step at which
-    ``other``'s smoothed training loss is as low as ``reference``'s there (None: never)."""
-    ref = smooth([v for _, v, _ in reference["loss_curve"] if v is not None])
-    oth = smooth([v for _, v, _ in other["loss_curve"] if v is not None])
-    at = max(0, min(len(ref) - 1, round(fraction * len(reference["loss_curve"])) - 1))
-    reached = next((i for i, v in enumerate(oth) if v <= ref[at]), None)
-    return at, reached
 
 
 def _fmt(x: float | None, spec: str = ".4f") -> str:
@@ -202,7 +78,7 @@ def render_setting(key: tuple, runs: list[dict[str, Any]], out: Path) -> list[st
         "| opt. step (median) | wall-clock per run |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for opt, row in sorted(best.items(), key=lambda kv: -_score(kv[1], metric)):
+    for opt, row in sorted(best.items(), key=lambda kv: -score(kv[1], metric)):
         ratio = f"{100 * row['state_bytes'] / adamw_state:.1f}%" if adamw_state else "—"
         acc = None if math.isnan(row["val_accuracy"]) and not row["diverged"] else row["val_accuracy"]
         lines.append(
@@ -363,17 +239,8 @@ def _save(fig: Any, out: Path, name: str) -> str:
     return name
 
 
-def group(records: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for r in records:
-        groups[setting(r)].append(r)
-    return dict(sorted(groups.items(), key=lambda kv: str(kv[0])))
-
-
 def render(records: list[dict[str, Any]], out: Path) -> Path:
     """Write ``report.md`` and one set of PNGs per setting into ``out``; return the markdown path."""
-    from sgdsai_lab.claims import claims_markdown
-
     out.mkdir(parents=True, exist_ok=True)
     groups = group(records)
     lines = [
@@ -402,7 +269,6 @@ def _main(args: argparse.Namespace) -> int:
         )
     path = render(records, args.out)
     if args.readme:
-        from sgdsai_lab.claims import claims_markdown
         from sgdsai_lab.readme import replace_block
 
         link = f"Full report with every table and plot: [{path.as_posix()}]({path.as_posix()})."

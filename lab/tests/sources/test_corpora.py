@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sgdsai_lab.cli import main
-from sgdsai_lab.data import DatasetMissing
+from sgdsai_lab.fetch import DatasetMissing
 from sgdsai_lab.sources import corpora
 
 from ..rxdr_bytes import header, lazyload_db, strsxp

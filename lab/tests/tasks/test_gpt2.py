@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from sgdsai import SGDSaI
-from sgdsai_lab.data import DatasetMissing
+from sgdsai_lab.fetch import DatasetMissing
 from sgdsai_lab.sources import bpe
 from sgdsai_lab.tasks import build_task
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from sgdsai_lab.data import cache_dir
+from sgdsai_lab.fetch import cache_dir
 from sgdsai_lab.sources import corpora
 
 if TYPE_CHECKING:

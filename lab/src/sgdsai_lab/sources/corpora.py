@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sgdsai_lab.data import DatasetMissing, _stdlib_files, cache_dir, pip_download, unpack_deb
+from sgdsai_lab.fetch import DatasetMissing, cache_dir, pip_download, unpack_deb
 from sgdsai_lab.sources import rxdr
+from sgdsai_lab.sources.stdlib import stdlib_files
 
 logger = logging.getLogger(__name__)
 
@@ -275,7 +276,7 @@ def documents(name: str) -> list[str]:
     """The documents of corpus ``name``: a fetched one, ``english+python-docs`` (both, English
     first), or ``stdlib`` (the installed standard library's ``*.py`` files, no fetch needed)."""
     if name == "stdlib":
-        return [f.decode("utf-8") for f in _stdlib_files(STDLIB_LIMIT)]
+        return [f.decode("utf-8") for f in stdlib_files(STDLIB_LIMIT)]
     if name == "english+python-docs":
         return documents("english") + documents("python-docs")
     if name not in CORPORA:

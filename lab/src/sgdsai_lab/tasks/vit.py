@@ -38,15 +38,15 @@ def holdout_split(x: torch.Tensor, y: torch.Tensor, seed: int = 0):
 def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Task:
     from transformers import ViTConfig, ViTForImageClassification
 
-    from sgdsai_lab import data as datasets
+    from sgdsai_lab.sources import images
 
     hidden, layers, heads = SIZES[size]
     batch_size = batch_size or 64
     if data == "digits":
-        (x_train, y_train), (x_test, y_test) = holdout_split(*datasets.digits())
+        (x_train, y_train), (x_test, y_test) = holdout_split(*images.digits())
         image, patch = 8, 2
     elif data == "fashion-mnist":
-        (x_train, y_train), (x_test, y_test) = datasets.fashion_mnist("train"), datasets.fashion_mnist("test")
+        (x_train, y_train), (x_test, y_test) = images.fashion_mnist("train"), images.fashion_mnist("test")
         image, patch = 28, 7
     elif data == "synthetic":
         (x_train, y_train), (x_test, y_test) = holdout_split(*synthetic_images(1000))

@@ -1,0 +1,162 @@
+"""The analysis beneath the sweep's decisions, the claims and the report: records grouped into
+settings, each (optimizer, lr, weight decay) cell summarised over its seeds, best cells, grid
+statistics and curve lags.
+
+The metric is validation accuracy where the task reports one (larger is better), validation loss
+otherwise; diverged runs count as the worst possible when choosing a best point.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import statistics
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from sgdsai_lab.sweep import metric_value  # the sweep's own rule for its best point
+
+logger = logging.getLogger(__name__)
+
+
+def load_records(records: Path) -> list[dict[str, Any]]:
+    """Every training record under ``records`` (other JSON files there are ignored)."""
+    out = []
+    for path in sorted(records.rglob("*.json")):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            logger.warning("unreadable record skipped: %s", path)
+            continue
+        if isinstance(record, dict) and record.get("schema") == 1 and "loss_curve" in record:
+            out.append(record)
+    return out
+
+
+def setting(record: dict[str, Any]) -> tuple:
+    c = record["config"]
+    return (c["task"], c["data"], c["size"], c["steps"], record.get("preset", ""))
+
+
+def metric_of(runs: list[dict[str, Any]]) -> str:
+    """``val_accuracy`` where any run reports it, else ``val_loss``."""
+    return "val_accuracy" if any(r["metrics"].get("val_accuracy") is not None for r in runs) else "val_loss"
+
+
+def better(metric: str) -> int:
+    """+1 where larger is better, -1 where smaller is."""
+    return 1 if metric.endswith("accuracy") else -1
+
+
+def _value(record: dict[str, Any], key: str) -> float:
+    """The metric, or NaN for a diverged or unevaluated run."""
+    value = record["metrics"].get(key)
+    return math.nan if value is None or record["metrics"]["diverged"] else float(value)
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    finite = [v for v in values if math.isfinite(v)]
+    if len(finite) < len(values) or not finite:
+        return math.nan, math.nan
+    return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
+
+
+def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (optimizer, lr, weight decay), averaged over seeds (NaN if any seed diverged)."""
+    cells: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in runs:
+        c = r["config"]
+        cells[(c["optimizer"], c["lr"], c["weight_decay"])].append(r)
+    rows = []
+    for (opt, lr, wd), rs in sorted(cells.items()):
+        rs = sorted(rs, key=lambda r: r["config"]["seed"])
+        row: dict[str, Any] = {"optimizer": opt, "lr": lr, "weight_decay": wd, "seeds": len(rs), "runs": rs}
+        for key in ("val_loss", "val_accuracy", "final_train_loss"):
+            row[key], row[f"{key}_std"] = _mean_std([_value(r, key) for r in rs])
+        row["diverged"] = sum(r["metrics"]["diverged"] for r in rs)
+        row["state_bytes"] = rs[0]["state_bytes"]
+        row["param_bytes"] = rs[0]["param_bytes"]
+        row["median_step_ms"] = statistics.median(
+            r["median_step_ms"] for r in rs if r["median_step_ms"] is not None
+        ) if any(r["median_step_ms"] is not None for r in rs) else math.nan  # fmt: skip
+        row["wall_clock_s"] = statistics.fmean(r["wall_clock_s"] for r in rs)
+        rows.append(row)
+    return rows
+
+
+def score(row: dict[str, Any], metric: str) -> float:
+    value = row[metric]
+    return -math.inf if not math.isfinite(value) else better(metric) * value
+
+
+def best_rows(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, Any]]:
+    """Each optimizer's best cell, chosen by its first seed's run (as the sweep chose the point to
+    re-run with more seeds; choosing by the mean would favour one-seed cells, whose single value is
+    noisier); ties go to the cell with more seeds. Its reported value is the mean over its seeds."""
+    best: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        current = best.get(row["optimizer"])
+        if current is None or _first_key(row, metric) > _first_key(current, metric):
+            best[row["optimizer"]] = row
+    return best
+
+
+def _first_key(row: dict[str, Any], metric: str) -> tuple[float, int]:
+
+    return (metric_value(row["runs"][0], metric), row["seeds"])
+
+
+def grid_stats(rows: list[dict[str, Any]], metric: str) -> dict[str, dict[str, Any]]:
+    """Table-2 statistics per optimizer: peak ± seed std, grid average ± std over cells."""
+    best = best_rows(rows, metric)
+    out = {}
+    for opt, top in best.items():
+        cells = [r for r in rows if r["optimizer"] == opt]
+        seed0 = [next((x for x in r["runs"] if x["config"]["seed"] == 0), r["runs"][0]) for r in cells]
+        values = []
+        for record in seed0:
+            v = _value(record, metric)
+            if not math.isfinite(v) and metric.endswith("accuracy"):
+                v = record.get("chance_accuracy") or 0.0
+            values.append(v)
+        finite = [v for v in values if math.isfinite(v)]
+        out[opt] = {
+            "peak": top[metric],
+            "peak_std": top[f"{metric}_std"],
+            "peak_seeds": top["seeds"],
+            "lr": top["lr"],
+            "weight_decay": top["weight_decay"],
+            "avg": statistics.fmean(finite) if finite else math.nan,
+            "avg_std": statistics.stdev(finite) if len(finite) > 1 else 0.0,
+            "cells": len(cells),
+            "diverged": sum(r["metrics"]["diverged"] for r in seed0),
+        }
+    return out
+
+
+def smooth(values: list[float], alpha: float = 0.9) -> list[float]:
+    """Exponential moving average (bias-corrected at the start, like Adam's)."""
+    out, ema = [], 0.0
+    for i, v in enumerate(values, 1):
+        ema = alpha * ema + (1 - alpha) * v
+        out.append(ema / (1 - alpha**i))
+    return out
+
+
+def lag(reference: dict[str, Any], other: dict[str, Any], fraction: float) -> tuple[int, int | None]:
+    """Early convergence: the step at ``fraction`` of ``reference``'s run, and the first step at which
+    ``other``'s smoothed training loss is as low as ``reference``'s there (None: never)."""
+    ref = smooth([v for _, v, _ in reference["loss_curve"] if v is not None])
+    oth = smooth([v for _, v, _ in other["loss_curve"] if v is not None])
+    at = max(0, min(len(ref) - 1, round(fraction * len(reference["loss_curve"])) - 1))
+    reached = next((i for i, v in enumerate(oth) if v <= ref[at]), None)
+    return at, reached
+
+
+def group(records: list[dict[str, Any]]) -> dict[tuple, list[dict[str, Any]]]:
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in records:
+        groups[setting(r)].append(r)
+    return dict(sorted(groups.items(), key=lambda kv: str(kv[0])))

@@ -1,0 +1,1 @@
+"""Data sources: embedded (stdlib bytes, digits) and fetched (images, corpora, pretrained weights)."""
