@@ -21,10 +21,10 @@ def test_demo_writes_records_plot_and_summary_with_the_released_package_at_lr_ov
     records = {
         r["config"]["optimizer"]: r for r in (json.loads(p.read_text()) for p in tmp_path.rglob("*.json"))
     }
-    assert set(records) == {"sgdsai", "adamw", "sgd-sai-pkg"}
+    assert set(records) == {"sgdsai", "adamw", "sgd-sai-1.0.3"}
     m = records["sgdsai"]["sgdsai_gsnr_max"]
-    assert m > 1 and records["sgd-sai-pkg"]["config"]["lr"] == pytest.approx(1.0 / m)
-    assert records["sgd-sai-pkg"]["config"]["weight_decay"] == pytest.approx(1e-4 * m)
+    assert m > 1 and records["sgd-sai-1.0.3"]["config"]["lr"] == pytest.approx(1.0 / m)
+    assert records["sgd-sai-1.0.3"]["config"]["weight_decay"] == pytest.approx(1e-4 * m)
     assert records["sgdsai"]["state_bytes"] * 2 == pytest.approx(records["adamw"]["state_bytes"], rel=1e-3)
     summary = (tmp_path / "summary.md").read_text()
     assert summary.count("\n| ") == 3 and "sgd-sai 1.0.3" in summary  # three rows under the header

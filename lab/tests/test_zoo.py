@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
 from sgdsai import SGDSaI
 from sgdsai_lab.tasks import build_task
-from sgdsai_lab.zoo import OPTIMIZERS, build_optimizer, decay_groups, state_bytes
+from sgdsai_lab.zoo import OPTIMIZERS, available, build_optimizer, state_bytes
 
 
 def _tiny_task(seed: int = 0):
@@ -26,23 +24,27 @@ def _steps(name: str, steps: int = 2, lr: float | None = None):
     return task, opt
 
 
-@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+#: third-party optimizers that do not move every tensor in two steps, and why
+STILL = {
+    "pytorch-optimizer-sgdsai": "pytorch_optimizer 4.1.0's SGDSaI leaves two LayerNorm gains of the tiny ViT unmoved",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=STILL[n])) if n in STILL else n
+        for n in OPTIMIZERS
+    ],
+)
 def test_every_listed_optimizer_builds_and_moves_every_parameter(name: str) -> None:
-    package = OPTIMIZERS[name].package
-    if package and importlib.util.find_spec(package.replace("-", "_")) is None:
-        pytest.skip(f"{package} is not installed")
+    if not available(name):
+        pytest.skip(f"{OPTIMIZERS[name].package} is not installed")
     start = {n: p.detach().clone() for n, p in _tiny_task().model.named_parameters()}
     task, opt = _steps(name)
     moved = [n for n, p in task.model.named_parameters() if not torch.equal(p, start[n])]
     assert len(moved) == len(start)
     assert state_bytes(opt) > 0
-
-
-def test_decay_groups_decay_matrices_only() -> None:
-    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
-    decayed, plain = decay_groups(list(model.named_parameters()), 0.1)
-    assert decayed["param_names"] == ["0.weight"] and decayed["weight_decay"] == 0.1
-    assert plain["param_names"] == ["0.bias", "1.weight", "1.bias"] and plain["weight_decay"] == 0.0
 
 
 def test_sgdsai_modes_are_the_paper_and_released_code_flags() -> None:
@@ -57,7 +59,7 @@ def test_sgdsai_modes_are_the_paper_and_released_code_flags() -> None:
 def test_official_mode_trains_like_the_released_package() -> None:
     pytest.importorskip("sgd_sai")
     ours, _ = _steps("sgdsai-official", steps=3, lr=1e-3)
-    theirs, _ = _steps("sgd-sai-pkg", steps=3, lr=1e-3)
+    theirs, _ = _steps("sgd-sai-1.0.3", steps=3, lr=1e-3)
     for (name, a), (_, b) in zip(ours.model.named_parameters(), theirs.model.named_parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7, msg=name)
 
@@ -71,5 +73,5 @@ def test_sgdsai_keeps_half_of_adamws_state() -> None:
 
 
 def test_unknown_optimizer_lists_the_choices() -> None:
-    with pytest.raises(KeyError, match="adamw"):
+    with pytest.raises(ValueError, match=r"unknown optimizer 'adam'; choose from .*adamw"):
         build_optimizer("adam", torch.nn.Linear(2, 2), 0.1, 0.0)

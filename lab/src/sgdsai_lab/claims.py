@@ -210,7 +210,7 @@ def _lora_claims(best: dict[str, dict[str, Any]], where: str) -> list[tuple[str,
     }
     if "sgdsai" not in moved:
         return []
-    ours, released = moved["sgdsai"], moved.get("sgd-sai-pkg")
+    ours, released = moved["sgdsai"], moved.get("sgd-sai-1.0.3")
     text = f"smallest orthogonal change of an A: ours {ours:.2g}" + (
         "" if released is None else f", released package {released:.2g}"
     )

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     reference = sgdsai["sgdsai_gsnr_max"]
     plan = [
         ("adamw", args.adamw_lr, args.adamw_weight_decay),
-        ("sgd-sai-pkg", args.sgdsai_lr / reference, args.sgdsai_weight_decay * reference),
+        ("sgd-sai-1.0.3", args.sgdsai_lr / reference, args.sgdsai_weight_decay * reference),
     ]
     records = [sgdsai] + [train(config(*point)) for point in plan]
     for record in records:
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-LABELS = {"sgdsai": "SGD-SaI (this package)", "adamw": "AdamW", "sgd-sai-pkg": "sgd-sai 1.0.3 (released)"}
+LABELS = {"sgdsai": "SGD-SaI (this package)", "adamw": "AdamW", "sgd-sai-1.0.3": "sgd-sai 1.0.3 (released)"}
 
 
 def summary(records: list[dict[str, Any]], reference: float) -> str:
@@ -101,7 +101,7 @@ def plot(records: list[dict[str, Any]], path: Path) -> None:
             [s for s, _ in points],
             smooth([v for _, v in points]),
             "--"
-            if r["config"]["optimizer"] == "sgd-sai-pkg"
+            if r["config"]["optimizer"] == "sgd-sai-1.0.3"
             else "-",  # on SGD-SaI's curve: keep both visible
             label=f"{name}: val {r['metrics']['val_loss']:.3f}",
         )

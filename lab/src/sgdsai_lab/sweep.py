@@ -108,13 +108,13 @@ PRESETS: dict[str, Preset] = {
     ),
     "lora-docstrings": Preset(
         "lora", "docstrings", "tiny", 60,
-        {"sgdsai": ((0.1, 0.5), (1e-2,)), "sgd-sai-pkg": ((1e-3,), (1e-2,)), "adamw": ((1e-3,), (1e-2,))},
+        {"sgdsai": ((0.1, 0.5), (1e-2,)), "sgd-sai-1.0.3": ((1e-3,), (1e-2,)), "adamw": ((1e-3,), (1e-2,))},
         "LoRA (r 8, q and v) of SmolLM2-135M on stdlib signature -> docstring: SGD-SaI vs the released "
         "package at the paper's LoRA default (lr 1e-3, wd 1e-2) vs AdamW; did the A matrices train?",
     ),
     "lora-fortunes": Preset(
         "lora-cls", "fortunes", "tiny", 100,
-        {"sgdsai": ((0.1, 0.5), (1e-2,)), "sgd-sai-pkg": ((1e-3,), (1e-2,)), "adamw": ((1e-3,), (1e-2,))},
+        {"sgdsai": ((0.1, 0.5), (1e-2,)), "sgd-sai-1.0.3": ((1e-3,), (1e-2,)), "adamw": ((1e-3,), (1e-2,))},
         "LoRA (r 8) of MiniLM-L6 with a new head on 5 fortune categories: accuracy, and whether A trained",
         metric="val_accuracy",
     ),

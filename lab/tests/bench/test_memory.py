@@ -9,6 +9,7 @@ import pytest
 import torch
 
 pytest.importorskip("transformers")
+from sgdsai_lab import zoo
 from sgdsai_lab.bench import memory
 
 TINY = ("GPT2Config", dict(vocab_size=64, n_positions=16, n_embd=16, n_layer=2, n_head=2), (16, 2))
@@ -30,7 +31,7 @@ def real_state_bytes(name: str, opt_name: str) -> dict:
     opt = memory.candidates(name)[opt_name](named)
     model(torch.randint(64, (2, 8)), labels=torch.randint(64, (2, 8))).loss.backward()
     opt.step()
-    return memory.state_bytes(opt, torch.device("cpu"))
+    return zoo.state_breakdown(opt, torch.device("cpu"))
 
 
 @pytest.mark.parametrize("opt_name", ["sgdsai", "sgdsai bf16 momentum", "adamw", "sgd-momentum", "adam-mini"])

@@ -61,7 +61,7 @@ def test_sgdsai_trains_every_lora_a_and_leaves_the_base_bit_identical(name: str)
 def test_released_package_only_shrinks_lora_a(name: str) -> None:
     pytest.importorskip("sgd_sai")
     task = build_task(name, "synthetic", "tiny", 0)
-    _train(task, "sgd-sai-pkg", 0.05, 0.1, 4)
+    _train(task, "sgd-sai-1.0.3", 0.05, 0.1, 4)
     metrics = task.evaluate(task.model)
     assert metrics["lora_A_rel_change"] > 1e-4  # weight decay shrank A ...
     assert metrics["lora_A_orth_change"] < 1e-6  # ... and nothing else moved it

@@ -97,7 +97,8 @@ def child(name: str, spec_json: str, limit_gib: float, context: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     import torch
 
-    from sgdsai_lab.bench import memory, optimizers
+    from sgdsai_lab import zoo
+    from sgdsai_lab.bench import memory
 
     baseline = _vsz()
     spec = json.loads(spec_json)
@@ -109,11 +110,11 @@ def child(name: str, spec_json: str, limit_gib: float, context: int) -> None:
     rss = {"model": _rss()}
     dim, heads = spec[2]
     factory = {
-        "sgdsai": optimizers.sgdsai(foreach=False),
-        "sgdsai bf16 momentum": optimizers.sgdsai(foreach=False, momentum_dtype=torch.bfloat16),
-        "sgd-momentum": optimizers.sgd_momentum(foreach=False),
-        "adam-mini": optimizers.adam_mini(dim, heads),
-        "adamw": optimizers.adamw(foreach=False),
+        "sgdsai": zoo.profiled("sgdsai", foreach=False),
+        "sgdsai bf16 momentum": zoo.profiled("sgdsai", foreach=False, momentum_dtype=torch.bfloat16),
+        "sgd-momentum": zoo.profiled("sgdm", foreach=False),
+        "adam-mini": zoo.profiled("adam-mini", {"dim": dim, "n_heads": heads}),
+        "adamw": zoo.profiled("adamw", foreach=False),
     }[name]
     opt = factory(list(model.named_parameters()))
     vocab = model.config.vocab_size

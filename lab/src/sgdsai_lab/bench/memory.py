@@ -21,7 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from sgdsai_lab.bench import optimizers, record
+from sgdsai_lab import zoo
+from sgdsai_lab.bench import record
 
 logger = logging.getLogger(__name__)
 
@@ -82,34 +83,11 @@ def build_meta_from(spec: tuple[str, dict[str, Any], Any]) -> nn.Module:
 def candidates(name: str) -> dict[str, Callable]:
     dim, heads = MODELS[name][2]
     return {
-        "sgdsai": optimizers.sgdsai(foreach=False),
-        "sgdsai bf16 momentum": optimizers.sgdsai(foreach=False, momentum_dtype=torch.bfloat16),
-        "adamw": optimizers.adamw(foreach=False),
-        "sgd-momentum": optimizers.sgd_momentum(foreach=False),
-        "adam-mini": optimizers.adam_mini(dim, heads),
-    }
-
-
-def state_bytes(opt: Any, param_device: torch.device) -> dict[str, Any]:
-    """Bytes of every tensor in ``opt.state``: per key, and split into per-element buffers (on the
-    parameters' device) and host scalars."""
-    per_key: dict[str, int] = {}
-    device_bytes = host_bytes = 0
-    for state in opt.state.values():
-        for key, value in state.items():
-            if not torch.is_tensor(value):
-                continue
-            n = value.numel() * value.element_size()
-            per_key[key] = per_key.get(key, 0) + n
-            if value.device == param_device:
-                device_bytes += n
-            else:
-                host_bytes += n
-    return {
-        "total": device_bytes + host_bytes,
-        "device": device_bytes,
-        "host": host_bytes,
-        "per_key": per_key,
+        "sgdsai": zoo.profiled("sgdsai", foreach=False),
+        "sgdsai bf16 momentum": zoo.profiled("sgdsai", foreach=False, momentum_dtype=torch.bfloat16),
+        "adamw": zoo.profiled("adamw", foreach=False),
+        "sgd-momentum": zoo.profiled("sgdm", foreach=False),
+        "adam-mini": zoo.profiled("adam-mini", {"dim": dim, "n_heads": heads}),
     }
 
 
@@ -123,7 +101,7 @@ def measure(model: nn.Module, build: Callable) -> dict[str, Any]:
             opt.state[p]["gsnr"] = torch.tensor(1.0)  # what a measurement stores
     opt.step()
     device = named[0][1].device
-    result = state_bytes(opt, device)
+    result = zoo.state_breakdown(opt, device)
     for _, p in named:
         p.grad = None
     return result
@@ -169,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     config = {
         "models": {m: MODELS[m][:2] for m in args.models},
         "dtype": "float32",
-        "hyperparameters": {"lr": optimizers.LR, "weight_decay": optimizers.WEIGHT_DECAY},
+        "hyperparameters": {"lr": zoo.PROFILE_LR, "weight_decay": zoo.PROFILE_WEIGHT_DECAY},
     }
     notes = (
         "Optimizer state after one step, counted tensor by tensor on the meta device; tied embeddings count once. "

@@ -18,6 +18,7 @@ transfer) runs in the rounds like a candidate.
 from __future__ import annotations
 
 import argparse
+import inspect
 import logging
 import os
 import statistics
@@ -28,7 +29,9 @@ from typing import Any
 
 import torch
 
-from sgdsai_lab.bench import optimizers, record
+from sgdsai import SGDSaI
+from sgdsai_lab import zoo
+from sgdsai_lab.bench import record
 
 logger = logging.getLogger(__name__)
 
@@ -96,31 +99,27 @@ def candidates(model: str | None = None) -> dict[str, tuple[str, Callable]]:
     """name -> (bytes-model key, factory). Packages that are not installed are left out; Adam-mini
     needs the model's width and heads, so it is offered only for a ``model`` in :data:`HEADS`."""
     table: dict[str, tuple[str, Callable]] = {
-        "sgdsai single": ("sgdsai", optimizers.sgdsai(foreach=False)),
-        "sgdsai foreach": ("sgdsai", optimizers.sgdsai(foreach=True)),
-        "adamw for-loop": ("adamw", optimizers.adamw(foreach=False)),
-        "adamw foreach": ("adamw", optimizers.adamw(foreach=True)),
-        "adamw fused": ("adamw", optimizers.adamw(fused=True)),
-        "sgd foreach": ("sgd", optimizers.sgd_momentum(foreach=True)),
-        "sgd fused": ("sgd", optimizers.sgd_momentum(fused=True)),
-        "sgd-sai 1.0.3": ("official", optimizers.official),
-        "pytorch_optimizer": ("pytorch_optimizer", optimizers.pytorch_optimizer),
+        "sgdsai single": ("sgdsai", zoo.profiled("sgdsai", foreach=False)),
+        "sgdsai foreach": ("sgdsai", zoo.profiled("sgdsai", foreach=True)),
+        "adamw for-loop": ("adamw", zoo.profiled("adamw", foreach=False)),
+        "adamw foreach": ("adamw", zoo.profiled("adamw", foreach=True)),
+        "adamw fused": ("adamw", zoo.profiled("adamw", fused=True)),
+        "sgd foreach": ("sgd", zoo.profiled("sgdm", foreach=True)),
+        "sgd fused": ("sgd", zoo.profiled("sgdm", fused=True)),
     }
-    if optimizers.has_sgdsai_fused():
-        table["sgdsai fused"] = ("sgdsai", optimizers.sgdsai(fused=True))
-    if model in HEADS:
-        table["adam-mini"] = ("adam-mini", optimizers.adam_mini(MODELS[model][0], HEADS[model]))
-    table["apollo"] = ("apollo", optimizers.apollo("apollo"))
-    table["apollo-mini"] = ("apollo", optimizers.apollo("apollo-mini"))
-    optional = {"sgd-sai 1.0.3": "sgd_sai", "pytorch_optimizer": "pytorch_optimizer", "adam-mini": "adam_mini",
-                "apollo": "apollo_torch", "apollo-mini": "apollo_torch"}  # fmt: skip
-    for name, module in optional.items():
-        if name not in table:
-            continue
-        try:
-            __import__(module)
-        except ImportError:
-            del table[name]
+    if "fused" in inspect.signature(SGDSaI.__init__).parameters:
+        table["sgdsai fused"] = ("sgdsai", zoo.profiled("sgdsai", fused=True))
+    heads = {"dim": MODELS[model][0], "n_heads": HEADS[model]} if model in HEADS else None
+    optional = {
+        "sgd-sai 1.0.3": ("official", "sgd-sai-1.0.3", None),
+        "pytorch_optimizer": ("pytorch_optimizer", "pytorch-optimizer-sgdsai", None),
+        "adam-mini": ("adam-mini", "adam-mini", heads),
+        "apollo": ("apollo", "apollo", None),
+        "apollo-mini": ("apollo", "apollo-mini", None),
+    }
+    for label, (bytes_key, name, info) in optional.items():
+        if zoo.available(name) and (name != "adam-mini" or info is not None):
+            table[label] = (bytes_key, zoo.profiled(name, info))
     return table
 
 
@@ -214,9 +213,9 @@ def run(args: argparse.Namespace) -> int:
         "warmup": args.warmup,
         "reference": REFERENCE,
         "hyperparameters": {
-            "lr": optimizers.LR,
-            "momentum": optimizers.MOMENTUM,
-            "weight_decay": optimizers.WEIGHT_DECAY,
+            "lr": zoo.PROFILE_LR,
+            "momentum": zoo.MOMENTUM,
+            "weight_decay": zoo.PROFILE_WEIGHT_DECAY,
         },
     }
     packages = ("sgd-sai", "pytorch-optimizer", "tqdm")
