@@ -178,7 +178,9 @@ def _float64_stats(grad: Tensor) -> GradStats:
     for chunk in torch.split(g, chunk_numel):
         var, mean = torch.var_mean(chunk.double(), correction=0)
         count = float(chunk.numel())
-        rows.append(torch.stack([torch.tensor(count, dtype=torch.float64, device=g.device), mean, var * count]))
+        rows.append(
+            torch.stack([torch.tensor(count, dtype=torch.float64, device=g.device), mean, var * count])
+        )
     return combine([GradStats(*row) for row in torch.stack(rows).tolist()])
 
 
