@@ -200,7 +200,8 @@ class SGDSaI(Optimizer):
         grads = [new[i][1].grad for i in by_numel]
         nonzero = gsnr.nonzero([distributed.local_tensor(g) for g in grads]) if grads else []  # type: ignore[arg-type]
         for i, g, started in zip(by_numel, grads, nonzero):
-            results[i] = gsnr.measure_numel(g.numel(), started)  # type: ignore[union-attr]
+            numel = g.numel() * (2 if g.is_complex() else 1)  # type: ignore[union-attr]  # as its real view
+            results[i] = gsnr.measure_numel(numel, started)
         return results
 
     @_disable_dynamo  # not named _init_group: dynamo expects that method to return a constant
