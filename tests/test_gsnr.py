@@ -145,7 +145,7 @@ def test_large_cpu_gradients_take_the_two_pass_route_and_match_float64_statistic
 
 # --- exact at any magnitude -------------------------------------------------------------------
 
-#: One size per route: small CPU gradients (float64 outright) and large ones (two float32 passes).
+#: One size per route: one float32 `var_mean`, or two float32 passes (large CPU gradients).
 SIZES = [pytest.param(1000, id="small"), pytest.param(3 * gsnr.CPU_CHUNK + 17, id="two-pass")]
 
 
@@ -168,10 +168,13 @@ def test_gsnr_equals_its_float64_value_at_any_magnitude(magnitude: float, n: int
 
 
 @pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("centre", [0.37, 1.0])
 @pytest.mark.parametrize("spread", [1e-3, 1e-5])
-def test_small_but_measurable_noise_is_regular_with_its_float64_gsnr(spread: float, n: int) -> None:
+def test_small_but_measurable_noise_is_regular_with_its_float64_gsnr(
+    spread: float, centre: float, n: int
+) -> None:
     gen = torch.Generator().manual_seed(1)
-    g = (0.37 * (1 + spread * torch.randn(n, generator=gen, dtype=torch.float64))).float()
+    g = (centre * (1 + spread * torch.randn(n, generator=gen, dtype=torch.float64))).float()
     result = gsnr.measure(gsnr.stack_stats([g])[0], 1e-8)
     assert result.kind is Kind.REGULAR
     assert result.gsnr == pytest.approx(float64_gsnr(g, 1e-8), rel=1e-6)

@@ -95,12 +95,12 @@ VAR_HIGH = 2.0**80
 def stack_stats(grads: Sequence[Tensor]) -> list[GradStats]:
     """Reduce each gradient to its `GradStats` with one device-to-host transfer per device.
 
-    The statistics are exact to float32 rounding at any finite magnitude of the gradient (for a
-    float32 gradient, elements from about $10^{-38}$ to $10^{38}$). The fast reductions run in
-    float32 (float64 gradients stay float64, small CPU gradients take float64 outright); the rare
-    row whose variance left the range where float32 squares are exact (see `VAR_LOW`) is
-    recomputed in float64, at the cost of one more transfer. Complex gradients are measured as
-    their real view. Non-finite gradients give non-finite statistics.
+    The statistics are exact to float32 rounding (within $10^{-6}$) at any finite magnitude of
+    the gradient: for a float32 gradient, elements from about $10^{-38}$ to $10^{38}$. The fast
+    reductions run in float32 (float64 gradients stay float64); the rare row whose variance left
+    the range where float32 squares are exact (see `VAR_LOW`) is recomputed in float64, at the
+    cost of one more transfer. Complex gradients are measured as their real view. Non-finite
+    gradients give non-finite statistics.
     """
     rows: dict[torch.device, list[tuple[int, Tensor, bool]]] = {}
     for index, grad in enumerate(grads):
@@ -125,7 +125,7 @@ def _flat(grad: Tensor) -> Tensor:
 
 def _stats_row(grad: Tensor) -> tuple[Tensor, bool]:
     """The `(count, mean, m2)` row of one gradient as a float64 device tensor, and whether it is
-    exact whatever the magnitude (computed in float64)."""
+    exact whatever the magnitude (a float64 gradient's)."""
     g = _flat(grad)
     if g.numel() == 0:
         return torch.zeros(3, dtype=torch.float64, device=g.device), True
@@ -133,9 +133,8 @@ def _stats_row(grad: Tensor) -> tuple[Tensor, bool]:
     if g.device.type == "cpu" and g.numel() > CPU_CHUNK:
         mean, m2 = _two_pass_mean_m2(g if g.dtype == torch.float64 else g.float())
         return torch.stack([count, mean, m2]), g.dtype == torch.float64
-    exact = g.dtype == torch.float64 or g.device.type == "cpu"  # small on CPU: float64 is cheap
-    var, mean = torch.var_mean(g.double() if exact else g.float(), correction=0)
-    return torch.stack([count, mean.double(), var.double() * g.numel()]), exact
+    var, mean = torch.var_mean(g if g.dtype == torch.float64 else g.float(), correction=0)
+    return torch.stack([count, mean.double(), var.double() * g.numel()]), g.dtype == torch.float64
 
 
 #: A bound on the relative rounding of a float32 `mean` of many elements (measured: about
@@ -149,22 +148,25 @@ def _two_pass_mean_m2(g: Tensor) -> tuple[Tensor, Tensor]:
     On CPU `torch.var_mean` runs at about a tenth of memory bandwidth (measured: 150 ms for 39M
     float32 elements, where a pass of `mean` takes 8 ms); two streaming passes through a reused
     chunk buffer cost about 2.5 passes and keep the centred sum free of the cancellation that
-    $\sum g^2 - n \bar g^2$ would suffer when $|\bar g| \gg \sigma$. The second centres each
-    cache-sized chunk on the first pass's float32 mean $\hat g$ and sums $d^2$ pairwise (by `sum`:
-    a float32 `dot` loses about $3 \times 10^{-5}$ of a chunk's sum).
+    $\sum g^2 - n \bar g^2$ would suffer when $|\bar g| \gg \sigma$. The second pass centres each
+    cache-sized chunk on the first pass's float32 mean $\hat g$ and sums $d^2$, $d = g - \hat g$,
+    with `dot` (within about $5 \times 10^{-7}$ of $M_2$ for ordinary gradients).
 
-    The rounding of $\hat g$ adds $n (\hat g - \bar g)^2$ to that sum, which matters only when
-    $|\bar g| \gg \sigma$ ($2 \times 10^{-4}$ of $M_2$ for 40M elements of relative spread
-    $10^{-5}$). Where the bound `MEAN_RTOL` allows more than $10^{-7}$ of $M_2$, the second pass is
-    repeated summing $d$ too, for the corrected two-pass formulas $\bar g = \hat g + \sum d / n$
-    and $M_2 = \sum d^2 - (\sum d)^2 / n$.
+    Two errors grow when $|\bar g| \gg \sigma$: the rounding of $\hat g$ adds
+    $n (\hat g - \bar g)^2$ to the sum ($2 \times 10^{-4}$ of $M_2$ for 40M elements of relative
+    spread $10^{-5}$), and a float32 `dot` of such nearly equal values loses about
+    $3 \times 10^{-5}$. Where the bound `MEAN_RTOL` allows the first more than $10^{-7}$ of $M_2$
+    ($|\bar g| \gtrsim 300 \sigma$), the second pass is repeated, summing $d$ and $d^2$ pairwise
+    (by `sum`) for the corrected two-pass formulas $\bar g = \hat g + \sum d / n$ and
+    $M_2 = \sum d^2 - (\sum d)^2 / n$.
     """
     n = g.numel()
     mean = g.mean()
     buffer = torch.empty(CPU_CHUNK, dtype=g.dtype)
     squares = torch.zeros((), dtype=torch.float64)
     for chunk in torch.split(g, CPU_CHUNK):
-        squares += torch.sub(chunk, mean, out=buffer[: chunk.numel()]).square_().sum()
+        centred = torch.sub(chunk, mean, out=buffer[: chunk.numel()])
+        squares += torch.dot(centred, centred)
     if n * (MEAN_RTOL * mean.item()) ** 2 <= 1e-7 * squares.item():  # CPU: reading is free
         return mean.double(), squares
     linear = torch.zeros((), dtype=torch.float64)

@@ -490,8 +490,11 @@ State:
     that reading it never synchronises a device and bf16 parameters do not round it. The
     reference :math:`M` is ``param_groups[k]["gsnr_max"]`` (equal in every group; ``None`` before
     the first measurement). Everything is saved by :meth:`state_dict`, so a resumed run never
-    measures again. To impose a scale instead of measuring one, set ``state[p]["gsnr"]`` before
-    the parameter's first step.
+    measures again. To impose a scale instead of measuring one, set ``state[p]["gsnr"]`` (a
+    Python float or a 0-d tensor) before the parameter's first step. `load_state_dict` loads
+    what the load pre-hooks return, checks each buffer's shape against its parameter, and gives
+    the state this form before the post-hooks run. `copy.deepcopy` shares `reference_group`;
+    pickling an optimizer that has one raises `TypeError` (pickle `state_dict()` instead).
 
 Rules of measurement:
     * A tensor is measured at its first *usable* gradient, not at the optimizer's first step. A
@@ -507,8 +510,11 @@ Rules of measurement:
     * :math:`M` is the largest regular g-SNR of the first step that measured anything (1 if that
       step measured only constant tensors). Tensors measured later are divided by the same
       :math:`M` and clamped at 1, so no tensor ever gets a larger rate than :math:`\eta`.
-    * Statistics are computed in float32 (float64 for float64 gradients), complex tensors as
-      their real view. Sparse gradients raise.
+    * Statistics are exact to float32 rounding at any finite magnitude (float32 reductions, and
+      float64 where float32 squares would overflow or vanish), complex tensors as their real
+      view. So above ``eps`` the scale of ``c * g`` is that of ``g``; below, it shrinks as the
+      formula says. A tensor with no elements gets scale 1 and never takes part in choosing
+      $M$. Sparse gradients raise.
 
 .. note::
     Departures from the paper's Algorithm 1, which this class otherwise implements (the default):
