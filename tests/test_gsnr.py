@@ -141,3 +141,54 @@ def test_large_cpu_gradients_take_the_two_pass_route_and_match_float64_statistic
     constant = torch.full((n,), 0.37)
     (stats,) = gsnr.stack_stats([constant])
     assert gsnr.measure(stats, 1e-8).kind is gsnr.Kind.CONSTANT
+
+
+# --- exact at any magnitude -------------------------------------------------------------------
+
+#: One size per route: one float32 `var_mean`, or two float32 passes (large CPU gradients).
+SIZES = [pytest.param(1000, id="small"), pytest.param(3 * gsnr.CPU_CHUNK + 17, id="two-pass")]
+
+
+def float64_gsnr(g: torch.Tensor, eps: float) -> float:
+    """The float64 value of ‖g‖ / (σ + ε) of the float32 data, the population std."""
+    d = g.double().flatten()
+    return (d.norm() / (d.std(correction=0) + eps)).item()
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("magnitude", [1e-30, 1e-25, 1e-10, 1.0, 1e10, 1e20, 1e30])
+def test_gsnr_equals_its_float64_value_at_any_magnitude(magnitude: float, n: int) -> None:
+    """Above ε the value is scale-invariant; below ε it shrinks, exactly as the formula says
+    (float32 squares would overflow above about 1e19 and vanish below about 1e-19)."""
+    gen = torch.Generator().manual_seed(0)
+    g = (magnitude * (0.3 + torch.randn(n, generator=gen, dtype=torch.float64))).float()
+    result = gsnr.measure(gsnr.stack_stats([g])[0], 1e-8)
+    assert result.kind is Kind.REGULAR
+    assert result.gsnr == pytest.approx(float64_gsnr(g, 1e-8), rel=1e-6)
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("centre", [0.37, 1.0])
+@pytest.mark.parametrize("spread", [1e-3, 1e-5])
+def test_small_but_measurable_noise_is_regular_with_its_float64_gsnr(
+    spread: float, centre: float, n: int
+) -> None:
+    gen = torch.Generator().manual_seed(1)
+    g = (centre * (1 + spread * torch.randn(n, generator=gen, dtype=torch.float64))).float()
+    result = gsnr.measure(gsnr.stack_stats([g])[0], 1e-8)
+    assert result.kind is Kind.REGULAR
+    assert result.gsnr == pytest.approx(float64_gsnr(g, 1e-8), rel=1e-6)
+
+
+def test_float32_statistics_in_the_exact_range_are_not_recomputed(monkeypatch) -> None:
+    """The float64 recomputation is for extreme magnitudes only: the measuring pass of an
+    ordinary large gradient stays two float32 passes."""
+    computed = []
+    monkeypatch.setattr(gsnr, "_float64_stats", lambda g: computed.append(g) or GradStats(1.0, 0.0, 0.0))
+    gen = torch.Generator().manual_seed(2)
+    n = 2 * gsnr.CPU_CHUNK + 1
+    ordinary = [1e-3 * torch.randn(n, generator=gen), torch.full((n,), 0.1), torch.zeros(n)]
+    gsnr.stack_stats(ordinary)
+    assert computed == []
+    gsnr.stack_stats([1e25 * torch.randn(n, generator=gen), 1e-25 * torch.randn(n, generator=gen)])
+    assert len(computed) == 2

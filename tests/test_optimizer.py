@@ -423,3 +423,64 @@ def test_non_reference_tensors_wait_for_a_reference_tensor() -> None:
 def test_gsnr_reference_must_be_a_bool() -> None:
     with pytest.raises(TypeError, match="gsnr_reference must be a bool"):
         SGDSaI([{"params": [nn.Parameter(torch.ones(2))], "gsnr_reference": "no"}])
+
+
+# --- imposed scales, 0-element tensors, magnitudes ------------------------------------------
+
+
+@pytest.mark.parametrize("foreach", IMPLS)
+def test_a_python_float_imposed_as_scale_is_used(foreach: bool) -> None:
+    """The docstring invites imposing a scale; a Python float works as a 0-d tensor does."""
+    start = make_params(torch.float32, shapes=[(6, 5), (5,)])
+    finals = []
+    for imposed in (0.25, torch.tensor(0.25)):
+        params = clone_params(start)
+        opt = SGDSaI(params, 0.1, foreach=foreach)
+        opt.state[params[0]]["gsnr"] = imposed
+        run_steps(opt, params, 2)
+        finals.append((params, opt))
+    (floats, opt_f), (tensors, opt_t) = finals
+    for p, q in zip(floats, tensors):
+        assert torch.equal(p, q)
+    assert opt_f.gsnr()["group0.param0"] == 0.25
+    assert float(opt_f.state[floats[1]]["gsnr"]) == float(opt_t.state[tensors[1]]["gsnr"])
+
+
+@pytest.mark.parametrize("scale", ["gsnr", "numel"])
+def test_a_zero_element_tensor_never_decides_the_reference(scale: str) -> None:
+    empty, weight = nn.Parameter(torch.randn(0, 4)), nn.Parameter(torch.randn(6, 4))
+    opt = SGDSaI([empty, weight], scale=scale)
+    empty.grad, weight.grad = torch.randn(0, 4), torch.zeros(6, 4)
+    opt.step()
+    assert opt.param_groups[0]["gsnr_max"] is None or scale == "numel"  # numel: the zero tensor set it
+    assert float(opt.state[empty]["gsnr"]) == 1.0
+    empty.grad, weight.grad = torch.randn(0, 4), torch.randn(6, 4) + 0.2
+    opt.step()
+    expected = math.sqrt(24) if scale == "numel" else gsnr.tensor_gsnr(weight.grad)
+    assert opt.param_groups[0]["gsnr_max"] == pytest.approx(expected, rel=1e-6)
+    assert float(opt.state[weight]["gsnr"]) == 1.0
+
+
+def test_a_zero_element_tensor_costs_no_measurement(monkeypatch) -> None:
+    empty = nn.Parameter(torch.randn(0))
+    opt = SGDSaI([empty])
+    monkeypatch.setattr(gsnr, "stack_stats", lambda grads: pytest.fail("measured a 0-element tensor"))
+    for _ in range(2):
+        empty.grad = torch.randn(0)
+        opt.step()
+
+
+@pytest.mark.parametrize("magnitude", [1e-2, 1e10, 1e20, 1e30])
+def test_scales_of_c_times_the_gradients_equal_those_of_the_gradients(magnitude: float) -> None:
+    """Above ε the scales are invariant to the gradients' magnitude, on both measuring routes."""
+    shapes = [(600, 500), (40, 3), (30,)]  # 300,000 elements: the two-pass route
+    scales = []
+    for c in (1.0, magnitude):
+        params = make_params(torch.float32, shapes=shapes)
+        opt = SGDSaI(params)
+        for index, p in enumerate(params):
+            p.grad = c * synthetic_grad(p, 0, index)
+        opt.step()
+        scales.append(opt.gsnr())
+        assert all(torch.isfinite(p).all() for p in params)
+    assert scales[1] == pytest.approx(scales[0], rel=1e-5)

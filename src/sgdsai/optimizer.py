@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import logging
+import numbers
 from collections.abc import Callable
-from itertools import chain
 from typing import Any
 
 import torch
@@ -40,10 +41,6 @@ class SGDSaI(Optimizer):
         stochastic_rounding: bool = False,
         momentum_dtype: torch.dtype | None = None,
     ) -> None:
-        _check("lr", lr, lr >= 0.0)
-        _check("momentum", momentum, 0.0 <= momentum < 1.0)
-        _check("weight_decay", weight_decay, weight_decay >= 0.0)
-        _check("eps", eps, eps >= 0.0)
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -60,6 +57,7 @@ class SGDSaI(Optimizer):
             gsnr_reference=True,
             gsnr_max=None,
         )
+        _check_group(defaults)  # a default that every group overrides must still be valid
         super().__init__(params, defaults)
         self.reference_group = reference_group  # a ProcessGroup cannot be saved: not a group key
 
@@ -70,17 +68,54 @@ class SGDSaI(Optimizer):
         super().add_param_group(param_group)
         group = self.param_groups[-1]
         distributed.check_params(group["params"])
+        _check_group(group)
         _check_scale(group["scale"])
         if not isinstance(group["gsnr_reference"], bool):
             raise TypeError(f"gsnr_reference must be a bool, not {group['gsnr_reference']!r}")
         group["gsnr_max"] = reference
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        """Restore from `load_state_dict`, `copy.deepcopy` or pickle.
+
+        Groups saved before a key existed get its default. `differentiable`, which torch's
+        `__setstate__` adds to the defaults, is not a key of SGD-SaI's groups, so a
+        `state_dict()` → `load_state_dict()` round trip returns the same `state_dict()`.
+        """
         super().__setstate__(state)
         self.__dict__.setdefault("reference_group", None)
         for group in self.param_groups:
             for name, default in self.defaults.items():
-                group.setdefault(name, default)
+                if name != "differentiable":
+                    group.setdefault(name, default)
+            for p in group["params"]:
+                if p in self.state:
+                    _place_state(self.state[p], p, group["momentum_dtype"])
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The pickled state; an optimizer with a `reference_group` cannot be pickled.
+
+        Raises:
+            TypeError: `reference_group` is set: a process group is bound to this process and
+                cannot be pickled. Pickle `state_dict()` instead (the group is not part of it)
+                and pass `reference_group` again to the optimizer that loads it. `copy.deepcopy`
+                works: the copy shares the group.
+        """
+        if self.reference_group is not None:
+            raise TypeError(
+                "cannot pickle an SGDSaI with a reference_group (a process group is not picklable): "
+                "save state_dict() and give reference_group to the optimizer that loads it"
+            )
+        return super().__getstate__()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> SGDSaI:
+        """A deep copy of parameters and state that shares `reference_group` (not copyable)."""
+        if self.reference_group is not None:
+            memo[id(self.reference_group)] = self.reference_group
+        duplicate = type(self).__new__(type(self))
+        memo[id(self)] = duplicate
+        duplicate.__setstate__(copy.deepcopy(Optimizer.__getstate__(self), memo))
+        duplicate.reference_group = self.reference_group
+        return duplicate
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -123,6 +158,10 @@ class SGDSaI(Optimizer):
             for p in group["params"]
             if p.grad is not None and "gsnr" not in self.state[p]
         ]
+        for _, p in new:
+            if p.numel() == 0:  # nothing to measure and nothing to update: never decides M
+                self.state[p]["gsnr"] = torch.tensor(1.0, dtype=torch.float32)
+        new = [(group, p) for group, p in new if p.numel() > 0]
         reference = self._gsnr_max()
         group_pending = reference is None and self.reference_group is not None
         if not new and not group_pending:
@@ -161,7 +200,8 @@ class SGDSaI(Optimizer):
         grads = [new[i][1].grad for i in by_numel]
         nonzero = gsnr.nonzero([distributed.local_tensor(g) for g in grads]) if grads else []  # type: ignore[arg-type]
         for i, g, started in zip(by_numel, grads, nonzero):
-            results[i] = gsnr.measure_numel(g.numel(), started)  # type: ignore[union-attr]
+            numel = g.numel() * (2 if g.is_complex() else 1)  # type: ignore[union-attr]  # as its real view
+            results[i] = gsnr.measure_numel(numel, started)
         return results
 
     @_disable_dynamo  # not named _init_group: dynamo expects that method to return a constant
@@ -181,26 +221,32 @@ class SGDSaI(Optimizer):
             grads.append(_real(p.grad))
             bufs.append(None if buf is None else _real(buf))
             gsnrs.append(state["gsnr"])
-        scales = torch.stack(gsnrs).tolist() if gsnrs else []
-        return owners, params, grads, bufs, scales
+        return owners, params, grads, bufs, _scale_values(gsnrs)
 
     def _gsnr_max(self) -> float | None:
         return next((g["gsnr_max"] for g in self.param_groups if g["gsnr_max"] is not None), None)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Load state; ``gsnr`` stays a float32 CPU tensor whatever the parameter's dtype."""
-        saved = {k: v["gsnr"] for k, v in state_dict["state"].items() if "gsnr" in v}
-        super().load_state_dict(state_dict)
-        saved_ids = chain.from_iterable(g["params"] for g in state_dict["param_groups"])
-        params = chain.from_iterable(g["params"] for g in self.param_groups)
-        for saved_id, p in zip(saved_ids, params):
-            if saved_id in saved:
-                self.state[p]["gsnr"] = torch.as_tensor(saved[saved_id]).to("cpu", torch.float32, copy=True)
-        for group in self.param_groups:  # torch cast the buffers to the parameters' dtype; undo that
-            for p in group["params"]:
-                buf = self.state[p].get("momentum_buffer")
-                if group["momentum_dtype"] is not None and buf is not None:
-                    self.state[p]["momentum_buffer"] = buf.to(group["momentum_dtype"])
+        """Load state as `torch.optim` does, checked against the parameters.
+
+        The registered load pre-hooks run first, and what they return is what is loaded: every
+        tensor's scale and buffer follows its parameter however the hooks reorder groups. Then
+        each scale becomes a 0-d float32 CPU tensor whatever the parameter's dtype (torch would
+        cast it to the parameter's dtype and device), each momentum buffer goes to its
+        parameter's device in the group's `momentum_dtype` (default: the parameter's dtype),
+        and only then do the load post-hooks run: they see the final state, and what they change
+        stays.
+
+        Raises:
+            ValueError: a saved momentum buffer's shape differs from its parameter's, or a saved
+                scale has more than one element; the message names the parameter. As in torch,
+                also when the number of groups or of parameters in a group differs.
+        """
+        handle = self.register_load_state_dict_pre_hook(_checked_state_dict)  # after the user's
+        try:
+            super().load_state_dict(state_dict)
+        finally:
+            handle.remove()
 
     def gsnr(self, model: nn.Module | None = None) -> dict[str, float]:
         """Every measured tensor's learning-rate scale, keyed by parameter name.
@@ -221,9 +267,115 @@ class SGDSaI(Optimizer):
         return table
 
 
-def _check(name: str, value: float, ok: bool) -> None:
+def _check(name: str, value: Any, ok: Any) -> None:
     if not ok:
         raise ValueError(f"Invalid {name} value: {value}")
+
+
+#: The hyperparameters, each with the rule its value must satisfy.
+RANGES: dict[str, Callable[[Any], Any]] = {
+    "lr": lambda v: v >= 0.0,
+    "momentum": lambda v: 0.0 <= v < 1.0,
+    "weight_decay": lambda v: v >= 0.0,
+    "eps": lambda v: v >= 0.0,
+}
+#: Boolean flags; `foreach` and `fused` may also be `None` (let the optimizer choose).
+FLAGS = ("normalize", "unbiased", "maximize", "stochastic_rounding")
+OPTIONAL_FLAGS = ("foreach", "fused")
+#: The dtypes a momentum buffer may have (`momentum_dtype`), besides `None`.
+MOMENTUM_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def _check_group(group: dict[str, Any]) -> None:
+    """Raise for a hyperparameter or flag of the wrong type or out of range, naming it."""
+    for name, ok in RANGES.items():
+        value = group[name]
+        tensor_lr = name == "lr" and isinstance(value, Tensor)  # torch's schedulers may keep one
+        if not tensor_lr and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise TypeError(f"{name} must be a real number, not {value!r}")
+        _check(name, value, ok(value))
+    for name in FLAGS + OPTIONAL_FLAGS:
+        if not (isinstance(group[name], bool) or (name in OPTIONAL_FLAGS and group[name] is None)):
+            allowed = "True, False or None" if name in OPTIONAL_FLAGS else "True or False"
+            raise TypeError(f"{name} must be {allowed}, not {group[name]!r}")
+    if group["fused"] and group["foreach"]:
+        raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+    dtype = group["momentum_dtype"]
+    if dtype is not None and not isinstance(dtype, torch.dtype):
+        raise TypeError(f"momentum_dtype must be None or a torch.dtype, not {dtype!r}")
+    if dtype is not None and dtype not in MOMENTUM_DTYPES:
+        allowed = ", ".join(map(str, MOMENTUM_DTYPES))
+        raise ValueError(f"momentum_dtype must be None or one of {allowed}, not {dtype}")
+
+
+class _Exact:
+    """A saved buffer that torch's `load_state_dict` must pass through uncast (it would round a
+    float32 buffer of bfloat16 parameters); `_place_state` gives it its dtype and device."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self, tensor: Tensor) -> None:
+        self.tensor = tensor
+
+
+def _checked_state_dict(optimizer: Optimizer, state_dict: dict[str, Any]) -> dict[str, Any] | None:
+    """The last load pre-hook: check shapes, and protect scales and buffers from torch's cast."""
+    saved_groups, groups = state_dict["param_groups"], optimizer.param_groups
+    if len(saved_groups) != len(groups) or any(
+        len(a["params"]) != len(b["params"]) for a, b in zip(saved_groups, groups)
+    ):
+        return None  # torch raises its own error for this
+    state = dict(state_dict["state"])
+    for i, (saved, group) in enumerate(zip(saved_groups, groups)):
+        names = group.get("param_names")
+        for j, (key, p) in enumerate(zip(saved["params"], group["params"])):
+            if key not in state:
+                continue
+            entry, name = dict(state[key]), names[j] if names else f"group {i} param {j}"
+            buf = entry.get("momentum_buffer")
+            if isinstance(buf, Tensor):
+                if buf.shape != p.shape:
+                    raise ValueError(
+                        f"momentum_buffer of {name} has shape {tuple(buf.shape)}, "
+                        f"but the parameter has shape {tuple(p.shape)}"
+                    )
+                entry["momentum_buffer"] = _Exact(buf)
+            if "gsnr" in entry:
+                scale = entry["gsnr"]
+                if isinstance(scale, Tensor) and scale.numel() != 1:
+                    raise ValueError(
+                        f"the scale (gsnr) of {name} must have one element, not shape {tuple(scale.shape)}"
+                    )
+                entry["gsnr"] = float(scale)  # exact for float32; torch leaves Python floats alone
+            state[key] = entry
+    return {**state_dict, "state": state}
+
+
+def _place_state(entry: dict[str, Any], p: Tensor, momentum_dtype: torch.dtype | None) -> None:
+    """Give a loaded state entry its documented form: a 0-d float32 CPU scale, a buffer on the
+    parameter's device in `momentum_dtype` (default: the parameter's dtype, as torch casts)."""
+    buf = entry.get("momentum_buffer")
+    if isinstance(buf, _Exact):
+        dtype = momentum_dtype or (p.dtype if p.is_floating_point() else buf.tensor.dtype)
+        entry["momentum_buffer"] = buf.tensor.to(device=p.device, dtype=dtype)
+    scale = entry.get("gsnr")
+    if scale is not None and not (isinstance(scale, Tensor) and _is_cpu_float32_scalar(scale)):
+        entry["gsnr"] = torch.tensor(float(scale), dtype=torch.float32)
+
+
+def _is_cpu_float32_scalar(t: Tensor) -> bool:
+    return t.dim() == 0 and t.dtype == torch.float32 and t.device.type == "cpu"
+
+
+def _scale_values(scales: list[Any]) -> list[float]:
+    """The scales as Python floats: one host read for the 0-d CPU tensors that the optimizer
+    stores, one per value for scales a user imposed as Python floats or 1-element tensors."""
+    if not scales:
+        return []
+    try:
+        return torch.stack(scales).reshape(len(scales)).tolist()
+    except (TypeError, RuntimeError):
+        return [float(s) for s in scales]
 
 
 #: What a tensor's learning-rate scale is computed from (the ``scale`` flag).
@@ -338,8 +490,11 @@ State:
     that reading it never synchronises a device and bf16 parameters do not round it. The
     reference :math:`M` is ``param_groups[k]["gsnr_max"]`` (equal in every group; ``None`` before
     the first measurement). Everything is saved by :meth:`state_dict`, so a resumed run never
-    measures again. To impose a scale instead of measuring one, set ``state[p]["gsnr"]`` before
-    the parameter's first step.
+    measures again. To impose a scale instead of measuring one, set ``state[p]["gsnr"]`` (a
+    Python float or a 0-d tensor) before the parameter's first step. `load_state_dict` loads
+    what the load pre-hooks return, checks each buffer's shape against its parameter, and gives
+    the state this form before the post-hooks run. `copy.deepcopy` shares `reference_group`;
+    pickling an optimizer that has one raises `TypeError` (pickle `state_dict()` instead).
 
 Rules of measurement:
     * A tensor is measured at its first *usable* gradient, not at the optimizer's first step. A
@@ -355,8 +510,11 @@ Rules of measurement:
     * :math:`M` is the largest regular g-SNR of the first step that measured anything (1 if that
       step measured only constant tensors). Tensors measured later are divided by the same
       :math:`M` and clamped at 1, so no tensor ever gets a larger rate than :math:`\eta`.
-    * Statistics are computed in float32 (float64 for float64 gradients), complex tensors as
-      their real view. Sparse gradients raise.
+    * Statistics are exact to float32 rounding at any finite magnitude (float32 reductions, and
+      float64 where float32 squares would overflow or vanish), complex tensors as their real
+      view. So above ``eps`` the scale of ``c * g`` is that of ``g``; below, it shrinks as the
+      formula says. A tensor with no elements gets scale 1 and never takes part in choosing
+      $M$. Sparse gradients raise.
 
 .. note::
     Departures from the paper's Algorithm 1, which this class otherwise implements (the default):
