@@ -181,8 +181,7 @@ class SGDSaI(Optimizer):
             grads.append(_real(p.grad))
             bufs.append(None if buf is None else _real(buf))
             gsnrs.append(state["gsnr"])
-        scales = torch.stack(gsnrs).tolist() if gsnrs else []
-        return owners, params, grads, bufs, scales
+        return owners, params, grads, bufs, [float(s) for s in gsnrs]  # 0-d CPU tensors: no device sync
 
     def _gsnr_max(self) -> float | None:
         return next((g["gsnr_max"] for g in self.param_groups if g["gsnr_max"] is not None), None)
@@ -304,7 +303,7 @@ Args:
     reference_group: a ``torch.distributed`` process group over whose ranks the reference
         :math:`M` is maximised (one ``all_reduce`` at the first measuring step, which every rank of
         the group must take together). Give it when ranks own different tensors: ZeRO (see
-        :func:`sgdsai.distributed.zero_redundancy_sgdsai`), pipeline stages, any manual split.
+        :func:`sgdsai.zero.zero_redundancy_sgdsai`), pipeline stages, any manual split.
         ``None`` (default): this process's tensors only, right for one process, DDP and FSDP2.
         DTensor gradients (FSDP2, tensor parallel) are always measured whole, whatever this is;
         see :mod:`sgdsai.distributed`.
