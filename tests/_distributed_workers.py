@@ -18,7 +18,7 @@ import torch.distributed as dist
 from torch import nn
 
 from sgdsai import SGDSaI
-from sgdsai.distributed import zero_redundancy_sgdsai
+from sgdsai.zero import zero_redundancy_sgdsai
 
 STEPS = 20
 SAVE_AT = 10

@@ -35,7 +35,7 @@ from torch import Tensor
 from sgdsai import gsnr
 from sgdsai.gsnr import GradStats
 
-__all__ = ["check_params", "grad_stats", "local_tensor", "reference", "zero_redundancy_sgdsai"]
+__all__ = ["check_params", "grad_stats", "local_tensor", "reference"]
 
 
 def check_params(params: Iterable[Tensor]) -> None:
@@ -95,24 +95,6 @@ def reference(regular: Sequence[float], measured: bool, group: Any = None) -> fl
     if not measured:
         return None
     return local if local > -math.inf else 1.0
-
-
-def zero_redundancy_sgdsai(params: Any, *args: Any, process_group: Any = None, **kwargs: Any) -> Any:
-    """``ZeroRedundancyOptimizer(params, SGDSaI, ...)`` whose reference :math:`M` is global.
-
-    ZeRO gives each rank whole tensors, so each rank measures only its own; without a shared
-    reference every rank would normalise by its own maximum. ``args`` and ``kwargs`` go to
-    :class:`~sgdsai.SGDSaI`; ``process_group`` to ZeRO, whose group then also reduces :math:`M`.
-    """
-    from torch.distributed.optim import ZeroRedundancyOptimizer
-
-    from sgdsai.optimizer import SGDSaI
-
-    if args:
-        kwargs = dict(zip(("lr", "momentum", "weight_decay", "eps"), args)) | kwargs
-    zero = ZeroRedundancyOptimizer(params, SGDSaI, process_group=process_group, **kwargs)
-    zero.optim.reference_group = zero.process_group
-    return zero
 
 
 def _is_dtensor(t: Tensor) -> bool:

@@ -221,7 +221,7 @@ class SGDSaI(Optimizer):
             grads.append(_real(p.grad))
             bufs.append(None if buf is None else _real(buf))
             gsnrs.append(state["gsnr"])
-        return owners, params, grads, bufs, _scale_values(gsnrs)
+        return owners, params, grads, bufs, [float(s) for s in gsnrs]  # 0-d CPU tensors or floats: no sync
 
     def _gsnr_max(self) -> float | None:
         return next((g["gsnr_max"] for g in self.param_groups if g["gsnr_max"] is not None), None)
@@ -367,17 +367,6 @@ def _is_cpu_float32_scalar(t: Tensor) -> bool:
     return t.dim() == 0 and t.dtype == torch.float32 and t.device.type == "cpu"
 
 
-def _scale_values(scales: list[Any]) -> list[float]:
-    """The scales as Python floats: one host read for the 0-d CPU tensors that the optimizer
-    stores, one per value for scales a user imposed as Python floats or 1-element tensors."""
-    if not scales:
-        return []
-    try:
-        return torch.stack(scales).reshape(len(scales)).tolist()
-    except (TypeError, RuntimeError):
-        return [float(s) for s in scales]
-
-
 #: What a tensor's learning-rate scale is computed from (the ``scale`` flag).
 SCALES = ("gsnr", "numel")
 
@@ -456,7 +445,7 @@ Args:
     reference_group: a ``torch.distributed`` process group over whose ranks the reference
         :math:`M` is maximised (one ``all_reduce`` at the first measuring step, which every rank of
         the group must take together). Give it when ranks own different tensors: ZeRO (see
-        :func:`sgdsai.distributed.zero_redundancy_sgdsai`), pipeline stages, any manual split.
+        :func:`sgdsai.zero.zero_redundancy_sgdsai`), pipeline stages, any manual split.
         ``None`` (default): this process's tensors only, right for one process, DDP and FSDP2.
         DTensor gradients (FSDP2, tensor parallel) are always measured whole, whatever this is;
         see :mod:`sgdsai.distributed`.
