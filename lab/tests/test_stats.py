@@ -23,9 +23,11 @@ from sgdsai_lab.stats import (
     gsnr_drift,
     pace,
     robustness,
+    spread,
     steps_to_target,
     summarise,
     welch,
+    wider,
 )
 
 #: a grid whose best lr (1e-2) is bracketed, for arms whose grid is not the point of the test
@@ -265,6 +267,16 @@ def test_minimising_a_metric_is_maximising_its_negative(xs, ys, size):
     assert low.verdict == high.verdict
 
 
+def test_spread_needs_a_variance_ratio_past_the_f_quantile():
+    tight, loose = summarise(list(0.3 * PATTERN)), summarise(list(PATTERN))
+    assert spread(tight, loose).verdict == "inconclusive"  # ratio 0.09, not below 1/39 with 3 against 3
+    many_tight, many_loose = summarise(list(0.1 * np.tile(PATTERN, 3))), summarise(list(np.tile(PATTERN, 3)))
+    s = spread(many_tight, many_loose)
+    assert s.ratio == pytest.approx(0.01) and s.verdict == "lower" and s.p < ALPHA
+    assert spread(many_loose, many_tight).verdict == "higher"
+    assert spread(summarise([1.0]), loose).verdict == "inconclusive"
+
+
 # --- bracketing ---------------------------------------------------------------------------------
 
 
@@ -407,6 +419,17 @@ def test_a_relative_distance_is_taken_against_the_peak():
     assert r.distance == pytest.approx(0.1) and r.width_decades == pytest.approx(1.0)
 
 
+def test_wider_orders_widths_to_within_a_grid_step():
+    narrow = robustness(TRIANGLE, Margin(0.5), "max")  # 1 decade
+    broad = robustness(TRIANGLE, Margin(1.5), "max")  # 3 decades
+    assert wider(broad, narrow, 1.0) == "wider" and wider(narrow, broad, 1.0) == "narrower"
+    assert wider(narrow, narrow, 1.0) == "similar"
+    edge = robustness({1e-2: 0.9, 1.0: 1.0}, Margin(0.01), "max")  # open: a lower bound
+    assert wider(edge, narrow, 1.0) == "inconclusive" and wider(narrow, edge, 1.0) == "inconclusive"
+    with pytest.raises(ValueError, match="step"):
+        wider(narrow, broad, 0.0)
+
+
 # --- pace and drift ------------------------------------------------------------------------------
 
 
@@ -445,7 +468,7 @@ def test_gsnr_drift_counts_small_tensors():
     assert d.max_drift == pytest.approx(0.29) and d.max_drift_small == pytest.approx(0.29)
     assert d.tensors[0].low == pytest.approx(0.71) and not d.within
     assert d.skipped == ("head.bias",)
-    assert d.median_over_sqrt_numel == pytest.approx(np.median([8 / 8, 660 / 660]))
+    assert d.median_over_sqrt_numel == pytest.approx(1.0)  # the large tensor's alone
     big = gsnr_drift({"w": [660.0, 661.0]}, {"w": 660**2})
     assert big.within and math.isnan(big.max_drift_small)
 

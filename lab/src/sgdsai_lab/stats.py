@@ -15,7 +15,9 @@ Rules (the formulas are in each function's docstring):
   stated before the runs), *beats* / *trails* (a 95% interval of the difference that excludes zero),
   else *inconclusive*; guards (seeds, bracketing, floor) force *inconclusive* or *below floor* first;
 * :func:`bracket` decides whether a grid's best lr is bracketed and which lr the sweep should try next;
-* :func:`robustness` is the scale-free width, in decades of lr, of the region near an optimizer's peak;
+* :func:`spread` tests whether one cell's seeds spread less than another's (F-test);
+* :func:`robustness` is the scale-free width, in decades of lr, of the region near an optimizer's peak,
+  and :func:`wider` orders two such widths to within a grid step;
 * :func:`pace` compares steps to a target with a tolerance; :func:`gsnr_drift` summarises a g-SNR trace.
 """
 
@@ -359,6 +361,32 @@ def compare(
     return result(INCONCLUSIVE, f"the 90% interval leaves ±{m:g} and the 95% interval holds zero")
 
 
+@dataclass(frozen=True)
+class Spread:
+    """Seed spread of ``a`` against ``b``: the variance ratio s_a²/s_b², its two-sided F-test p-value
+    (df n_a − 1, n_b − 1) and the verdict, *lower* / *higher* at level :data:`ALPHA`, else *inconclusive*
+    (always below :data:`MIN_SEEDS` seeds a side; with 3 against 3 the ratio must pass 39 or 1/39)."""
+
+    n_a: int
+    n_b: int
+    ratio: float
+    p: float
+    verdict: Literal["lower", "higher", "inconclusive"]
+
+
+def spread(a: CellSummary, b: CellSummary) -> Spread:
+    """Whether ``a``'s seeds spread less than ``b``'s: an F-test of the two sample variances."""
+    if min(a.n, b.n) < MIN_SEEDS or not (math.isfinite(a.std) and math.isfinite(b.std)) or b.std == 0:
+        return Spread(a.n, b.n, math.nan, math.nan, "inconclusive")
+    ratio = a.std**2 / b.std**2
+    f = _scipy_stats.f(a.n - 1, b.n - 1)
+    p = float(min(1.0, 2 * min(f.cdf(ratio), f.sf(ratio))))
+    verdict: Literal["lower", "higher", "inconclusive"] = (
+        "inconclusive" if p >= ALPHA else "lower" if ratio < 1 else "higher"
+    )
+    return Spread(a.n, b.n, ratio, p, verdict)
+
+
 # --------------------------------------------------------------------------------------------------
 # robustness over the lr grid
 
@@ -433,6 +461,25 @@ def robustness(
     )
 
 
+def wider(
+    a: Robustness, b: Robustness, step: float
+) -> Literal["wider", "narrower", "similar", "inconclusive"]:
+    """``a``'s region against ``b``'s: *wider* / *narrower* when the widths differ by at least ``step``
+    decades (one grid step, 1 / points per decade: a width is only known to that), *similar* when less;
+    *inconclusive* when a region reaching the grid's edge (a lower bound) leaves the order open."""
+    if not step > 0:
+        raise ValueError(f"step must be a positive number of decades, got {step!r}")
+    d = a.width_decades - b.width_decades
+    a_open, b_open = a.open_low or a.open_high, b.open_low or b.open_high
+    if d >= step and not b_open:
+        return "wider"
+    if d <= -step and not a_open:
+        return "narrower"
+    if abs(d) < step and not (a_open or b_open):
+        return "similar"
+    return "inconclusive"
+
+
 # --------------------------------------------------------------------------------------------------
 # early pace and g-SNR drift
 
@@ -501,9 +548,10 @@ class TensorDrift:
 @dataclass(frozen=True)
 class Drift:
     """g-SNR drift over *every* traced tensor (sorted by drift, largest first), with the largest drift
-    overall and among tensors under :data:`SMALL_NUMEL` elements, the median first g-SNR / √numel, and
-    whether every tensor stays within ``tolerance`` of its first value. ``skipped``: tensors with fewer
-    than two finite values."""
+    overall and among tensors under :data:`SMALL_NUMEL` elements, whether every tensor stays within
+    ``tolerance`` of its first value, and the median first g-SNR / √numel of the tensors of at least
+    :data:`SMALL_NUMEL` elements (the paper's √numel is a statement about large matrices).
+    ``skipped``: tensors with fewer than two finite values."""
 
     tensors: tuple[TensorDrift, ...]
     max_drift: float
@@ -541,11 +589,12 @@ def gsnr_drift(
     rows.sort(key=lambda t: (-t.drift, t.name))
     drifts = [t.drift for t in rows]
     small = [t.drift for t in rows if t.numel < SMALL_NUMEL]
+    large = [t.over_sqrt_numel for t in rows if t.numel >= SMALL_NUMEL]
     return Drift(
         tuple(rows),
         max(drifts, default=math.nan),
         max(small, default=math.nan),
-        float(np.median([t.over_sqrt_numel for t in rows])) if rows else math.nan,
+        float(np.median(large)) if large else math.nan,
         tolerance,
         bool(rows) and max(drifts) <= tolerance,
         tuple(sorted(skipped)),
@@ -556,11 +605,11 @@ def gsnr_drift(
 # the rules as printed under the claims table
 
 RULES: tuple[str, ...] = (
-    "each optimizer is compared at its current best cell of the setting across all records; a cell is the "
-    "mean over its seeds, its standard error √(s²/n + p̄(1−p̄)/m) counting the evaluation set of m examples "
-    "for an accuracy p̄ (the binomial term is 0 for a loss)",
+    "a cell is the mean over its seeds, its standard error √(s²/n + p̄(1−p̄)/m), the binomial term counting "
+    "an accuracy p̄'s evaluation set of m examples (0 for a loss)",
     f"*inconclusive* unless each side has ≥ {MIN_SEEDS} seeds and no diverged seed at its best cell, and its "
-    "best lr is bracketed by a tried lr on each side (a diverged neighbour counts); the reason is shown",
+    "best lr is bracketed by a tried lr on each side (a diverged neighbour counts), and the setting states "
+    "its floor; the reason is shown",
     "*below floor: not informative* where the best AdamW run does not beat the setting's floor (LM: the "
     "bigram cross-entropy of its validation targets; image: a linear model's accuracy)",
     f"*matches*: two one-sided Welch tests at level {ALPHA:g} reject a difference of ±margin (the "
@@ -568,8 +617,11 @@ RULES: tuple[str, ...] = (
     "setting before its runs",
     f"*beats* / *trails*: not *matches*, and the {100 * (1 - ALPHA):g}% Welch interval of the difference "
     "excludes zero on the better / worse side (loss minimised, accuracy maximised); otherwise *inconclusive*",
-    "robustness: the width in decades of lr of the region within a stated distance of each optimizer's own "
-    "peak (linear in log10 lr between tried points, a diverged point the worst), beside the grid mean ± std",
+    "*more robust*: a region within a stated distance of its own peak wider by at least one grid step, "
+    "its width in decades of lr (linear in log10 lr between tried points, a diverged point the worst), "
+    "shown beside the paper's grid mean ± std; a region reaching the grid's edge is a lower bound",
+    f"*lower seed spread*: a two-sided F-test of the seed variances at level {ALPHA:g}, ≥ {MIN_SEEDS} "
+    "seeds a side",
     f"*slower early*: more than {100 * PACE_TOLERANCE:g}% more steps than the baseline to reach its "
     "smoothed loss at 25% of training",
     f"*g-SNR constant*: every traced tensor, whatever its size, stays within {100 * DRIFT_TOLERANCE:g}% of "
