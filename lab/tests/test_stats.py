@@ -330,6 +330,7 @@ def test_points_per_decade_sets_an_even_ladder_unless_the_grid_has_that_density(
         ({}, {}, "grid"),
         ({0.0: 1.0}, {}, "positive"),
         ({1.0: 1.0}, {"points_per_decade": 0}, "points_per_decade"),
+        ({1.0: 1.0}, {"lr_range": (1.0, 0.1)}, "lr_range"),
     ],
 )
 def test_bad_grid_input_raises_naming_it(grid, kwargs, word):

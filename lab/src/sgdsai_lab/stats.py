@@ -184,14 +184,16 @@ def bracket(
     ``points_per_decade`` is given (tuning parity) and the grid has another number of mantissas, on an
     even ladder of that many points per decade through the lowest lr (1e-3 at two: 3.16e-3). If every lr diverged,
     the next lr lies below the lowest. ``lr_range`` (inclusive) is the stated limit: a next lr outside it
-    is ``None`` and the reason says the limit is reached. For an lr × wd grid pass each lr's best value
-    over wd. Ties go to the lower lr.
+    is ``None`` and the reason says the limit is reached. A one-lr grid extends upwards first. For an
+    lr × wd grid pass each lr's best value over wd. Ties go to the lower lr.
     """
     _check_goal(goal)
     if not grid:
         raise ValueError("grid must hold at least one lr")
     if any(not (lr > 0 and math.isfinite(lr)) for lr in grid):
         raise ValueError(f"grid lrs must be positive and finite, got {sorted(grid)}")
+    if lr_range is not None and not 0 < lr_range[0] <= lr_range[1]:
+        raise ValueError(f"lr_range must be (low, high) with 0 < low <= high, got {lr_range!r}")
     if points_per_decade is not None and points_per_decade < 1:
         raise ValueError(f"points_per_decade must be a positive integer or None, got {points_per_decade!r}")
     lrs = sorted(grid)
