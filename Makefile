@@ -4,7 +4,7 @@ VENV := .venv
 PIP := $(VENV)/bin/pip install --quiet --disable-pip-version-check -c requirements/constraints.txt
 STAMP = $(VENV)/.installed-$(1)
 
-.PHONY: demo test lint docs clean
+.PHONY: demo test lint docs gpu-check clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ lint: $(call STAMP,dev)
 
 docs: $(call STAMP,docs)
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
+# On a CUDA machine, with its own Python and torch (no venv, no network): CUDA tests, sync-free steady
+# steps, memory, step times; records under experiments/records/. Without CUDA it says so and exits 0.
+gpu-check:
+	$(PYTHON) .ci/gpu_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
