@@ -15,7 +15,7 @@ import griffe
 
 
 class ClassDocAssignments(griffe.Extension):
-    def on_module_members(self, *, node: Any, mod: griffe.Module, **kwargs: Any) -> None:
+    def on_module_members(self, *, node: Any, mod: griffe.Module, agent: Any, **kwargs: Any) -> None:
         if not isinstance(node, ast.Module):  # inspection reads __doc__ itself
             return
         for stmt in node.body:
@@ -32,5 +32,10 @@ class ClassDocAssignments(griffe.Extension):
             ):
                 obj = mod.members[target.value.id]
                 obj.docstring = griffe.Docstring(
-                    inspect.cleandoc(value.value), lineno=stmt.lineno, endlineno=stmt.end_lineno, parent=obj
+                    inspect.cleandoc(value.value),
+                    lineno=stmt.lineno,
+                    endlineno=stmt.end_lineno,
+                    parent=obj,
+                    parser=agent.docstring_parser,  # as the visitor's own docstrings: Google style
+                    parser_options=agent.docstring_options,
                 )
