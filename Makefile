@@ -16,7 +16,7 @@ LAB_dev := ./lab
 CORE_docs := .[docs]
 LAB_docs := ./lab
 
-.PHONY: demo test lint docs wheel clean
+.PHONY: demo test lint docs wheel gpu-check clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ wheel: $(call STAMP,test)
 	rm -rf build
 	$(VENV)/bin/pip wheel --quiet --no-deps --wheel-dir build/wheel .
 	$(VENV)/bin/python .ci/check_wheel.py build/wheel/sgdsai-*.whl
+
+# On a CUDA machine, with its own Python and torch (no venv, no network): CUDA tests, sync-free steady
+# steps, memory, step times; records under experiments/records/. Without CUDA it says so and exits 0.
+gpu-check:
+	$(PYTHON) .ci/gpu_check.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis build

@@ -1,16 +1,16 @@
-r"""Loading SGD-SaI state from a ``torch.distributed.checkpoint`` (DCP) checkpoint.
+r"""Loading SGD-SaI state from a `torch.distributed.checkpoint` (DCP) checkpoint.
 
-Saving needs nothing special: ``get_optimizer_state_dict(model, optimizer)`` holds every tensor's
-``momentum_buffer`` (a DTensor under FSDP2), its ``gsnr`` scale (a 0-d float32 tensor, the same on
-every rank, so DCP stores it once) and ``gsnr_max`` in each parameter group.
+Saving needs nothing special: `get_optimizer_state_dict(model, optimizer)` holds every tensor's
+`momentum_buffer` (a DTensor under FSDP2), its `gsnr` scale (a 0-d float32 tensor, the same on
+every rank, so DCP stores it once) and `gsnr_max` in each parameter group.
 
 Loading does. DCP loads *into* a state dict whose entries say what to read, and torch fills a
 fresh optimizer's template by taking one step on zero gradients. SGD-SaI rightly measures nothing
 from a zero gradient, so that template has no state, DCP would read none, and the resumed run would
-measure every tensor again on new gradients. :func:`optimizer_state_dict_to_load` builds the
+measure every tensor again on new gradients. `optimizer_state_dict_to_load` builds the
 template from the checkpoint's own list of entries instead: exactly the tensors that were saved,
 shaped and placed like the parameters of *this* run, whatever its world size. A tensor that was
-still unmeasured when saving keeps an empty entry: strict ``set_optimizer_state_dict`` needs one.
+still unmeasured when saving keeps an empty entry: strict `set_optimizer_state_dict` needs one.
 """
 
 from __future__ import annotations
@@ -34,18 +34,19 @@ def optimizer_state_dict_to_load(
     key: str = "optim",
     options: Any = None,
 ) -> dict[str, Any]:
-    """``get_optimizer_state_dict(model, optimizer)`` plus every state entry ``metadata`` holds.
+    """`get_optimizer_state_dict(model, optimizer)` plus every state entry `metadata` holds.
 
-    ``metadata`` is the checkpoint's ``Metadata`` (``storage_reader.read_metadata()``) and ``key``
-    the name the optimizer's state dict was saved under. Pass the result to ``dcp.load``, then to
-    ``set_optimizer_state_dict``.
+    `metadata` is the checkpoint's `Metadata` (`storage_reader.read_metadata()`) and `key`
+    the name the optimizer's state dict was saved under. Pass the result to `dcp.load`, then to
+    `set_optimizer_state_dict`.
 
-    Example::
-
+    Examples:
+        ```python
         reader = dcp.FileSystemReader(path)
         state = {"optim": optimizer_state_dict_to_load(model, opt, reader.read_metadata())}
         dcp.load(state, storage_reader=reader)
         set_optimizer_state_dict(model, opt, state["optim"])
+        ```
     """
     from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 

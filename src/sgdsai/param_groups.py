@@ -4,9 +4,9 @@ The rule is nanoGPT's: a tensor with two or more dimensions (matmul weights, emb
 convolution kernels) decays; biases, norm gains and every other 0-d or 1-d tensor do not. It reads
 shapes, not names, so it needs no list of module types and cannot miss a renamed layer.
 
-The groups hold ``(name, parameter)`` pairs, so :meth:`sgdsai.SGDSaI.gsnr` reports scales by
-parameter name, and they can be passed to any :class:`torch.optim.Optimizer` (torch keeps the
-names in each group's ``param_names``).
+The groups hold `(name, parameter)` pairs, so `sgdsai.SGDSaI.gsnr` reports scales by
+parameter name, and they can be passed to any `torch.optim.Optimizer` (torch keeps the
+names in each group's `param_names`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ __all__ = ["decay_groups", "decays"]
 
 
 def decays(name: str, param: Tensor) -> bool:
-    """The default rule: decay a tensor iff it has at least two dimensions (``name`` is unused)."""
+    """The default rule: decay a tensor iff it has at least two dimensions (`name` is unused)."""
     del name
     return param.dim() >= 2
 
@@ -34,15 +34,16 @@ def decay_groups(
     """Split trainable parameters into a decaying group and a non-decaying one.
 
     Args:
-        named_params: a module, or ``(name, parameter)`` pairs such as
-            ``model.named_parameters()``. Parameters with ``requires_grad=False`` are skipped
+        named_params: a module, or `(name, parameter)` pairs such as
+            `model.named_parameters()`. Parameters with `requires_grad=False` are skipped
             (frozen base weights under LoRA); a parameter shared under two names appears once.
-        weight_decay: the decay of the first group; the second group gets ``0.0``.
-        rule: ``rule(name, param)`` is true for tensors that decay (default: :func:`decays`).
+        weight_decay: the decay of the first group; the second group gets `0.0`.
+        rule: `rule(name, param)` is true for tensors that decay (default: `decays`).
 
     Returns:
-        ``[{"params": [...], "weight_decay": weight_decay}, {"params": [...], "weight_decay": 0.0}]``
-        with ``(name, parameter)`` pairs, in ``named_params`` order; an empty group is left out.
+        Two groups of `(name, parameter)` pairs in `named_params` order, the decaying one first
+        (`{"params": [...], "weight_decay": weight_decay}`, then `weight_decay` 0.0); an empty group
+        is left out.
 
     Examples:
         >>> import torch

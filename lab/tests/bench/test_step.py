@@ -46,6 +46,7 @@ def test_run_writes_record_and_table_renders_it(monkeypatch, tmp_path) -> None:
         threads=None,
         note="test",
         out=tmp_path,
+        plot=True,
     )
     step.run(args)
     (folder,) = tmp_path.iterdir()
@@ -77,3 +78,17 @@ def test_figure1_plots_state_and_step_time_from_the_records(tmp_path) -> None:
     assert table.figure(records, tmp_path / "fig.png")
     assert (tmp_path / "fig.png").stat().st_size > 10_000
     assert not table.figure(tmp_path / "empty", tmp_path / "none.png")  # no records: nothing drawn
+
+
+def test_no_plot_writes_the_record_without_a_plot(monkeypatch, tmp_path) -> None:
+    pytest.importorskip("tqdm")
+    monkeypatch.setitem(step.MODELS, "tiny", (8, 1))
+    parser = argparse.ArgumentParser()
+    step.register(parser.add_subparsers())
+    args = parser.parse_args(
+        ["step", "--model", "tiny", "--rounds", "1", "--warmup", "0", "--only", "sgdsai single", "--out",
+         str(tmp_path), "--no-plot"]
+    )  # fmt: skip
+    args.run(args)
+    (folder,) = tmp_path.iterdir()
+    assert (folder / "record.json").is_file() and not (folder / "step.png").exists()

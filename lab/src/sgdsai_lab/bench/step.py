@@ -64,10 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, default=1, help="timed steps per candidate per round")
     p.add_argument("--warmup", type=int, default=1, help="untimed steady steps per candidate before round 1")
     p.add_argument("--only", nargs="+", help="candidate names to run (default: all available)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (each timing synchronises the device)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--note", default="", help="free text stored in the record (e.g. 'machine shared')")
     p.add_argument("--out", type=Path, default=record.RECORDS)
+    p.add_argument(
+        "--no-plot", dest="plot", action="store_false", help="write the record only (no matplotlib needed)"
+    )
     p.set_defaults(run=run)
 
 
@@ -223,7 +226,8 @@ def run(args: argparse.Namespace) -> int:
         f"step_{args.model}_{device.type}", config, results, packages=packages, notes=args.note, root=args.out
     )
     rec = record.load(folder)
-    plot(rec, folder / "step.png")
+    if args.plot:
+        plot(rec, folder / "step.png")
     for line in markdown(rec):
         logger.info(line)
     logger.info("record: %s", folder / "record.json")
