@@ -36,7 +36,7 @@ def test_sweep_resumes_without_redoing_finished_runs(tmp_path, monkeypatch) -> N
     record_path(killed, tmp_path).unlink()  # a run cut off before its atomic write left no record
     trained = []
     monkeypatch.setattr(
-        sweep, "run", lambda config, device: trained.append(config) or {"run_id": config.run_id}
+        sweep, "run", lambda config, *args: trained.append(config) or {"run_id": config.run_id}
     )
     assert sweep.run_sweep(configs, tmp_path) == (1, 2)
     assert trained == [killed]
@@ -46,7 +46,7 @@ def test_best_seeds_run_at_each_optimizers_best_grid_point(tmp_path, monkeypatch
     configs = _configs()[:3]  # seed 0: sgdsai lr 0.1; adamw lr 1e-3 and 1e-2
     accuracy = {1e-3: 0.2, 1e-2: 0.7, 0.1: 0.5}
 
-    def fake_run(config, device):
+    def fake_run(config, *args):
         return {"run_id": config.run_id, "metrics": {"diverged": False, "val_accuracy": accuracy[config.lr]}}
 
     monkeypatch.setattr(sweep, "run", fake_run)
@@ -88,7 +88,7 @@ def test_grid_extends_past_an_edge_until_the_best_is_bracketed(tmp_path, monkeyp
     base = RunConfig("vit", "sgdsai", 0.0, 1e-4, 3, data="synthetic", batch_size=8, preset="test")
     configs = sweep.grid(base, ["sgdsai"], {"sgdsai": [0.316, 1.0, 3.16]}, {"sgdsai": [1e-4]}, [0])
 
-    def fake_run(config, device):
+    def fake_run(config, *args):
         diverged = config.lr > 20
         return {
             "run_id": config.run_id,
@@ -113,7 +113,7 @@ def test_grid_extends_downwards_when_the_smallest_lr_is_best(tmp_path, monkeypat
     base = RunConfig("vit", "adamw", 0.0, 0.1, 3, data="synthetic", batch_size=8, preset="test")
     configs = sweep.grid(base, ["adamw"], {"adamw": [3.16e-4, 1e-3, 3.16e-3]}, {"adamw": [0.1]}, [0])
     monkeypatch.setattr(
-        sweep, "run", lambda c, d: {"run_id": c.run_id, "metrics": {"diverged": False, "val_loss": c.lr}}
+        sweep, "run", lambda c, *args: {"run_id": c.run_id, "metrics": {"diverged": False, "val_loss": c.lr}}
     )
     sweep.run_sweep(configs, tmp_path)
     assert [c.lr for c in sweep.extension(configs, tmp_path, "val_loss")] == [1e-4]

@@ -32,6 +32,8 @@ from typing import Any
 
 import torch
 
+from sgdsai_lab.resume import DEFAULT_EVERY_S, Checkpointer, checkpoint_path
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_RECORDS = Path("experiments/records")
@@ -95,8 +97,18 @@ def lr_factor(step: int, steps: int, warmup: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
-def run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
-    """Train once and return the record (nothing is written)."""
+def run(
+    config: RunConfig,
+    device: str = "cpu",
+    checkpoint: Path | None = None,
+    checkpoint_every_s: float = DEFAULT_EVERY_S,
+) -> dict[str, Any]:
+    """Train once and return the record (nothing else is written but the checkpoint).
+
+    With `checkpoint`, the run's state is saved there every `checkpoint_every_s` seconds and a
+    run started again resumes from it (`sgdsai_lab.resume`); the caller removes it once the record
+    is written.
+    """
     from tqdm import tqdm
 
     from sgdsai import SGDSaI, tensor_gsnr
@@ -112,17 +124,26 @@ def run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda t: lr_factor(t, config.steps, warmup, config.min_lr_ratio)
     )
-    losses: list[list[Any]] = []  # [step, loss or None when diverged, lr]
-    evals: list[dict[str, float]] = []
+    checkpointer = Checkpointer(checkpoint, config.run_id, checkpoint_every_s)
+    progress = checkpointer.load(model, opt, sched)
+    progress.started_at = progress.started_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    losses = progress.losses  # [step, loss or None when diverged, lr]
+    evals = progress.evals
     trace: dict[str, Any] = {
-        "steps": [],
-        "tensors": {name: [] for name in task.traced},
+        "steps": progress.trace_steps,
+        "tensors": {name: progress.trace_values.setdefault(name, []) for name in task.traced},
         "numel": {name: params[name].numel() for name in task.traced},
     }
-    step_s, iter_s = [], []
+    step_s, iter_s = progress.step_s, progress.iter_s
     diverged = False
-    start = time.perf_counter()
-    bar = tqdm(range(config.steps), desc=f"{config.task}/{config.optimizer} lr={config.lr:g}", leave=False)
+    start = time.perf_counter() - progress.elapsed_s
+    bar = tqdm(
+        range(progress.step, config.steps),
+        initial=progress.step,
+        total=config.steps,
+        desc=f"{config.task}/{config.optimizer} lr={config.lr:g}",
+        leave=False,
+    )
     for step in bar:
         tick = time.perf_counter()
         loss = task.loss(model, _to(task.batch(step), device))
@@ -150,6 +171,9 @@ def run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
         if config.eval_every and (step + 1) % config.eval_every == 0 and step + 1 < config.steps:
             evals.append({"step": step + 1, **task.evaluate(model)})
         bar.set_postfix(loss=f"{value:.3f}")
+        if step + 1 < config.steps:
+            progress.step = step + 1
+            checkpointer.maybe_save(model, opt, sched, progress, time.perf_counter() - start)
     wall = time.perf_counter() - start
     final_eval = {} if diverged else task.evaluate(model)
     evals.append({"step": len(losses), **final_eval})
@@ -171,7 +195,7 @@ def run(config: RunConfig, device: str = "cpu") -> dict[str, Any]:
         "versions": _versions(OPTIMIZERS[config.optimizer].package),
         "git": _git(),
         "machine": _machine(device),
-        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "started_at": progress.started_at,
         "wall_clock_s": wall,
         "median_step_ms": 1e3 * statistics.median(step_s) if step_s else None,
         "median_iter_ms": 1e3 * statistics.median(iter_s) if iter_s else None,
@@ -281,6 +305,13 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gsnr-every", type=int, default=10)
     p.add_argument("--device", default="cpu")
     p.add_argument("--records", type=Path, default=DEFAULT_RECORDS, help="records folder")
+    p.add_argument(
+        "--checkpoint-every",
+        type=float,
+        default=DEFAULT_EVERY_S,
+        help="seconds between mid-run checkpoints (beside the record, removed when it is written); "
+        "a run started again resumes from its checkpoint",
+    )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -315,8 +346,10 @@ def _main(args: argparse.Namespace) -> int:
     if path.exists() and not args.force:
         logger.info("record exists, not rerun: %s", path)
         return 0
-    record = run(config, args.device)
+    checkpoint = checkpoint_path(path)
+    record = run(config, args.device, checkpoint, args.checkpoint_every)
     write_record(record, path)
+    checkpoint.unlink(missing_ok=True)
     m = record["metrics"]
     logger.info("%s: %s -> %s", config.run_id, {k: v for k, v in m.items()}, path)
     return 0

@@ -17,6 +17,7 @@ import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from sgdsai_lab.resume import DEFAULT_EVERY_S, checkpoint_path
 from sgdsai_lab.run import RunConfig, record_path, run, write_record
 
 logger = logging.getLogger(__name__)
@@ -169,8 +170,14 @@ def grid(
     ]
 
 
-def run_sweep(configs: Iterable[RunConfig], records: Path, device: str = "cpu") -> tuple[int, int]:
-    """Run every config whose record is missing. Returns ``(ran, skipped)``."""
+def run_sweep(
+    configs: Iterable[RunConfig],
+    records: Path,
+    device: str = "cpu",
+    checkpoint_every_s: float = DEFAULT_EVERY_S,
+) -> tuple[int, int]:
+    """Run every config whose record is missing, resuming a run cut off mid-way from its
+    checkpoint. Returns ``(ran, skipped)``."""
     from tqdm import tqdm
 
     configs = list(configs)
@@ -180,7 +187,9 @@ def run_sweep(configs: Iterable[RunConfig], records: Path, device: str = "cpu") 
         if path.exists():
             skipped += 1
             continue
-        write_record(run(config, device), path)
+        checkpoint = checkpoint_path(path)
+        write_record(run(config, device, checkpoint, checkpoint_every_s), path)
+        checkpoint.unlink(missing_ok=True)
         ran += 1
     logger.info("sweep: %d runs done, %d already recorded, records in %s", ran, skipped, records)
     return ran, skipped
@@ -294,18 +303,18 @@ def run_preset(name: str, args: argparse.Namespace) -> None:
     grid_configs = preset_configs(name, args)
     for optimizer in preset.grid:
         configs = [c for c in grid_configs if c.optimizer == optimizer]
-        run_sweep(configs, args.records, args.device)
+        run_sweep(configs, args.records, args.device, args.checkpoint_every)
         for _ in range(preset.extend):
             more = extension(configs, args.records, preset.metric)
             if not more:
                 break
             logger.info("%s: best lr of %s at a grid edge: trying lr %g", name, optimizer, more[0].lr)
             configs = [*configs, *more]
-            run_sweep(more, args.records, args.device)
+            run_sweep(more, args.records, args.device, args.checkpoint_every)
         if preset.best_seeds:
             extra = best_seed_configs(configs, args.records, preset.metric, preset.best_seeds)
             logger.info("%s: %d more seeds at the best point of %s", name, len(preset.best_seeds), optimizer)
-            run_sweep(extra, args.records, args.device)
+            run_sweep(extra, args.records, args.device, args.checkpoint_every)
 
 
 def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
@@ -323,5 +332,5 @@ def _main(args: argparse.Namespace) -> int:
     if args.preset:
         run_preset(args.preset, args)
     else:
-        run_sweep(configs_from_args(args), args.records, args.device)
+        run_sweep(configs_from_args(args), args.records, args.device, args.checkpoint_every)
     return 0
