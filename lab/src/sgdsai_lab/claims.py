@@ -1,30 +1,49 @@
 """The paper's claims, checked against the records: one row per claim and setting, with a verdict.
 
 Every verdict follows a fixed rule (:data:`RULES`, printed under the table), so that the summary is
-reproducible from the records and cannot be argued into shape afterwards.
+reproducible from the records and cannot be argued into shape afterwards. The statistics and the
+performance rules are :mod:`sgdsai_lab.stats`'; this module picks the cells and words the rows.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
+from dataclasses import dataclass
 from typing import Any
 
-from sgdsai_lab.analysis import best_rows, grid_stats, lag, metric_of, summarise
+from sgdsai_lab import stats
+from sgdsai_lab.analysis import best_rows, grid_stats, metric_of, smooth, summarise
+
+#: each setting's equivalence margin, also the distance that bounds its robustness region, by metric
+MARGINS = {"val_accuracy": stats.Margin(0.01), "val_loss": stats.Margin(0.01, relative=True)}
+#: the range of the median first g-SNR / √numel read as "≈ √numel"
+SQRT_NUMEL = (0.9, 1.2)
+#: fraction of AdamW's run at which its smoothed loss is the target of "slower early"
+LAG_AT = 0.25
+
+
+@dataclass(frozen=True)
+class Stated:
+    """What a setting states before its runs: the equivalence margin, its floor (the bigram
+    cross-entropy of an LM setting, a linear model's accuracy of an image one; ``None`` while not
+    stated) and, for an accuracy, the evaluation-set size (``None``: its noise is not counted)."""
+
+    margin: stats.Margin
+    floor: float | None = None
+    eval_size: int | None = None
+
 
 RULES = (
-    "*matches AdamW*: peak accuracy within 1 point of AdamW's (or better), loss within 1% (or lower)",
-    "*beats SGD-momentum*: peak accuracy more than 1 point higher (loss more than 1% lower)",
-    "*more robust*: a higher grid-average accuracy (lower loss) than AdamW's over the same lr × wd grid",
-    "*lower seed spread*: a smaller std over the best point's seeds than AdamW's",
-    "*slower early*: SGD-SaI needs more steps than AdamW to reach AdamW's smoothed loss at 25% of training",
-    "*g-SNR constant*: every traced tensor of at least 1,000 elements stays within 5% of its first value",
-    "*g-SNR ≈ √numel*: the median first g-SNR / √numel of those tensors lies in [0.9, 1.2]",
+    "each optimizer's best cell of a setting (task, data, size, steps, preset) is its best seed-0 run, as "
+    "the sweep chose it",
+    *stats.RULES,
+    "margins (and robustness distances): 1 point of accuracy, 1% of the loss; an accuracy whose "
+    "evaluation-set size is not stated is shown without the binomial term",
+    f"*g-SNR ≈ √numel*: the median first g-SNR / √numel of the tensors of at least {stats.SMALL_NUMEL:,} "
+    f"elements lies in [{SQRT_NUMEL[0]:g}, {SQRT_NUMEL[1]:g}]",
     "*half of AdamW's state*: state bytes 50 ± 0.5% of AdamW's",
     "*LoRA A*: under SGD-SaI every lora_A changed orthogonally to its start by more than 1e-5 (relative), "
     "under the released package by less (weight decay alone only shrinks A)",
-    "peaks are means over the seeds run at each optimizer's best point; averages are over the grid at "
-    "seed 0, a diverged run counting as chance accuracy",
 )
 
 #: relative change of a LoRA A orthogonal to its start above which it counts as trained
@@ -61,14 +80,6 @@ def _label(key: tuple) -> str:
     return f"{task} {size} / {data}, {steps} steps (`{preset or '-'}`)"
 
 
-def _close(sai: float, ref: float, metric: str) -> bool:
-    return sai >= ref - 0.01 if metric.endswith("accuracy") else sai <= ref * 1.01
-
-
-def _clearly_better(sai: float, ref: float, metric: str) -> bool:
-    return sai > ref + 0.01 if metric.endswith("accuracy") else sai < ref * 0.99
-
-
 def _fmt(value: float, metric: str) -> str:
     if not math.isfinite(value):
         return "diverged"
@@ -79,22 +90,37 @@ def _verdict(held: bool) -> str:
     return "held" if held else "**not held**"
 
 
+def _open(word: str, reason: str) -> str:
+    """The verdict of a row the rules leave open: *inconclusive* or *below floor*, with the reason."""
+    return f"{word}: {reason}" if reason else word
+
+
+def _goal(metric: str) -> stats.Goal:
+    return "max" if metric.endswith("accuracy") else "min"
+
+
 #: SGD-SaI variants that get claim rows, with the label shown beside the setting
 MODES = {"sgdsai": "paper mode", "sgdsai-official": "released-code mode"}
 
 
-def setting_claims(key: tuple, runs: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+def setting_claims(
+    key: tuple, runs: list[dict[str, Any]], stated: Stated | None = None
+) -> list[tuple[str, str, str, str]]:
     """``(claim, paper, ours, verdict)`` rows for one setting: performance claims for each SGD-SaI
-    mode run there, then g-SNR and LoRA claims for the first."""
+    mode run there, then g-SNR and LoRA claims for the first. ``stated``: what the setting stated
+    before its runs (default: the margin of its metric, the floor its records declare, no
+    evaluation-set size)."""
     rows = summarise(runs)
     metric = metric_of(runs)
+    stated = stated or Stated(MARGINS[metric], recorded_floor(runs, metric))
     best = best_rows(rows, metric)
-    stats = grid_stats(rows, metric)
+    table2 = grid_stats(rows, metric)
+    arms = {opt: _arm(opt, row, rows, metric, stated) for opt, row in best.items()}
     modes = [m for m in MODES if m in best]
     out: list[tuple[str, str, str, str]] = []
     for mode in modes:
         label = f"{_label(key)}, SGD-SaI {MODES[mode]}" if len(modes) > 1 else _label(key)
-        out += _performance_claims(key[0], mode, label, rows, best, stats, metric)
+        out += _performance_claims(key[0], mode, label, rows, best, arms, table2, metric, stated)
     if modes:
         out += _state_claims(best, modes[0], _label(key)) + _gsnr_claims(best[modes[0]], _label(key))
     return out + _lora_claims(best, _label(key))
@@ -109,93 +135,175 @@ def _state_claims(best: dict[str, dict[str, Any]], mode: str, where: str) -> lis
              f"{100 * ratio:.2f}% ({ours:,} vs {theirs:,} B)", _verdict(abs(ratio - 0.5) <= 0.005))]  # fmt: skip
 
 
+def recorded_floor(runs: list[dict[str, Any]], metric: str) -> float | None:
+    """The bigram floor the task declared in its records for ``metric``'s split (``val_loss``:
+    ``bigram_val``), ``None`` where the records declare none (image tasks, older records)."""
+    split = metric.split("_")[0]
+    floors = {r["floors"].get(f"bigram_{split}") for r in runs if r.get("floors")}
+    floors.discard(None)
+    if len(floors) > 1:
+        raise ValueError(f"the records of one setting declare different {split} floors: {sorted(floors)}")
+    return floors.pop() if floors else None
+
+
+def _lr_grid(rows: list[dict[str, Any]], optimizer: str, metric: str) -> dict[float, float | None]:
+    """Each lr's best seed-0 value over weight decay (as the sweep chose), ``None`` where every run
+    at that lr diverged."""
+    sign = 1 if _goal(metric) == "max" else -1
+    grid: dict[float, float | None] = {}
+    for row in rows:
+        if row["optimizer"] != optimizer:
+            continue
+        first = next((r for r in row["runs"] if r["config"]["seed"] == 0), row["runs"][0])
+        value = None if first["metrics"]["diverged"] else first["metrics"].get(metric)
+        current = grid.get(row["lr"])
+        if current is None or (value is not None and sign * value > sign * current):
+            grid[row["lr"]] = value
+    return grid
+
+
+def _arm(
+    optimizer: str, best: dict[str, Any], rows: list[dict[str, Any]], metric: str, stated: Stated
+) -> stats.Arm:
+    """An optimizer's best cell over its seeds, with the bracket of its lr grid."""
+    values = [None if r["metrics"]["diverged"] else r["metrics"].get(metric) for r in best["runs"]]
+    eval_size = stated.eval_size if metric.endswith("accuracy") else None
+    cell = stats.summarise(values, eval_size=eval_size)
+    return stats.Arm(optimizer, cell, stats.bracket(_lr_grid(rows, optimizer, metric), _goal(metric)))
+
+
+def _diff(c: stats.Comparison, metric: str, stated: Stated) -> str:
+    """The difference with its intervals, n per side and the margin, in the metric's units."""
+    scale, unit, spec = (100, " pt", ".2f") if metric.endswith("accuracy") else (1, "", ".4f")
+
+    def f(x: float) -> str:
+        return "—" if not math.isfinite(x) else format(scale * x, "+" + spec)
+
+    lo90, hi90 = c.interval_90
+    lo95, hi95 = c.interval_95
+    return (
+        f"Δ {f(c.difference)}{unit}, 90% [{f(lo90)}, {f(hi90)}], 95% [{f(lo95)}, {f(hi95)}], "
+        f"margin ±{format(scale * c.margin, spec)}{unit}, n {c.n_a} vs {c.n_b}"
+        + (
+            " (evaluation-set noise not counted)"
+            if metric.endswith("accuracy") and stated.eval_size is None
+            else ""
+        )
+    )
+
+
+def _comparison(
+    a: stats.Arm, b: stats.Arm, metric: str, stated: Stated, reference: float
+) -> stats.Comparison:
+    return stats.compare(a, b, stated.margin, _goal(metric), reference=reference, floor=stated.floor)
+
+
 def _performance_claims(
     task: str,
     mode: str,
     where: str,
     rows: list[dict[str, Any]],
     best: dict[str, dict[str, Any]],
-    stats: dict[str, dict[str, Any]],
+    arms: dict[str, stats.Arm],
+    table2: dict[str, dict[str, Any]],
     metric: str,
+    stated: Stated,
 ) -> list[tuple[str, str, str, str]]:
     paper = PAPER.get(task, {})
-    sai, s = best[mode], stats[mode]
+    sai = arms[mode]
+    goal = _goal(metric)
     out: list[tuple[str, str, str, str]] = []
-    if "adamw" in stats:
-        a = stats["adamw"]
+    if "adamw" in arms:
+        adamw = arms["adamw"]
+        c = _comparison(sai, adamw, metric, stated, adamw.cell.mean)
+        held = {stats.MATCHES: True, stats.BEATS: True, stats.TRAILS: False}.get(c.verdict)
         out.append((
             f"matches AdamW at its best — {where}",
             paper.get("peak", "—"),
-            f"{_fmt(s['peak'], metric)} vs {_fmt(a['peak'], metric)}",
-            _verdict(_close(s["peak"], a["peak"], metric)),
+            f"{_fmt(sai.cell.mean, metric)} vs {_fmt(adamw.cell.mean, metric)}; {_diff(c, metric, stated)}",
+            _open(c.verdict, c.reason) if held is None else _verdict(held),
         ))  # fmt: skip
-        if s["cells"] > 1 and _cells(rows, mode) == _cells(rows, "adamw"):
+        grids = {opt: _lr_grid(rows, opt, metric) for opt in (mode, "adamw")}
+        if all(len(g) > 1 for g in grids.values()):
+            worst = {
+                opt: (best[opt]["runs"][0].get("chance_accuracy") or 0.0) if goal == "max" else None
+                for opt in grids
+            }
+            r = {opt: stats.robustness(g, stated.margin, goal, worst=worst[opt]) for opt, g in grids.items()}
+            step = 1 / min(arms[opt].grid.points_per_decade for opt in grids)
+            order = stats.wider(r[mode], r["adamw"], step)
+            s, a = table2[mode], table2["adamw"]
             out.append((
-                f"more robust over the lr × wd grid — {where}",
+                f"more robust over the lr grid — {where}",
                 paper.get("robust", "—"),
-                f"avg {_fmt(s['avg'], metric)} ± {_fmt(s['avg_std'], metric)} vs "
-                f"{_fmt(a['avg'], metric)} ± {_fmt(a['avg_std'], metric)} ({s['cells']} cells)",
-                _verdict(better_avg(s["avg"], a["avg"], metric)),
+                f"width within {_fmt(r[mode].distance, metric)} of the peak: {_width(r[mode])} vs "
+                f"{_width(r['adamw'])} decades of lr (step {step:.2g}); grid avg "
+                f"{_fmt(s['avg'], metric)} ± {_fmt(s['avg_std'], metric)} vs "
+                f"{_fmt(a['avg'], metric)} ± {_fmt(a['avg_std'], metric)} ({s['cells']} vs {a['cells']} cells)",
+                _open(order, "a region reaches its grid's edge") if order == "inconclusive" else _verdict(order == "wider"),
             ))  # fmt: skip
-        if s["peak_seeds"] > 1 and a["peak_seeds"] > 1:
+        if sai.cell.n > 1 and adamw.cell.n > 1:
+            sp = stats.spread(sai.cell, adamw.cell)
             out.append((
                 f"lower seed spread at the best point — {where}",
                 paper.get("seeds", "—"),
-                f"std {_fmt(s['peak_std'], metric)} vs {_fmt(a['peak_std'], metric)} "
-                f"({s['peak_seeds']} vs {a['peak_seeds']} seeds)",
-                _verdict(s["peak_std"] < a["peak_std"]),
+                f"std {_fmt(sai.cell.std, metric)} vs {_fmt(adamw.cell.std, metric)} "
+                f"({sp.n_a} vs {sp.n_b} seeds; F-test p = {sp.p:.2g})",
+                _open(sp.verdict, "the F-test does not separate the spreads")
+                if sp.verdict == "inconclusive"
+                else _verdict(sp.verdict == "lower"),
             ))  # fmt: skip
-        at, reached = lag(best["adamw"]["runs"][0], sai["runs"][0], 0.25)
+        ref = smooth([v for _, v, _ in best["adamw"]["runs"][0]["loss_curve"] if v is not None])
+        oth = smooth([v for _, v, _ in best[mode]["runs"][0]["loss_curve"] if v is not None])
+        at = max(0, min(len(ref) - 1, round(LAG_AT * len(best["adamw"]["runs"][0]["loss_curve"])) - 1))
+        p = stats.pace(list(enumerate(oth, 1)), list(enumerate(ref, 1)), ref[at], "min")
         out.append((
             f"slower early than AdamW — {where}",
             paper.get("lag", "slower early convergence"),
-            f"reaches AdamW's step-{at + 1} loss at " + ("never" if reached is None else f"step {reached + 1}"),
-            _verdict(reached is None or reached > at),
+            f"steps to AdamW's step-{at + 1} smoothed loss: "
+            + ("never" if p.steps_a is None else str(p.steps_a))
+            + f" vs {p.steps_b} (tolerance {100 * p.tolerance:g}%)",
+            _open(p.verdict, "AdamW never reaches its own target") if p.verdict == "inconclusive"
+            else _verdict(p.verdict == "slower"),
         ))  # fmt: skip
-    sgdm = next((stats[o] for o in SGDM_NAMES if o in stats), None)
+    sgdm = next((arms[o] for o in SGDM_NAMES if o in arms), None)
     if sgdm is not None:
+        reference = arms["adamw"].cell.mean if "adamw" in arms else sgdm.cell.mean
+        c = _comparison(sai, sgdm, metric, stated, reference)
+        held = {stats.BEATS: True, stats.MATCHES: False, stats.TRAILS: False}.get(c.verdict)
         out.append((
             f"beats SGD with momentum — {where}",
             paper.get("sgdm", "—"),
-            f"{_fmt(s['peak'], metric)} vs {_fmt(sgdm['peak'], metric)}",
-            _verdict(_clearly_better(s["peak"], sgdm["peak"], metric)),
+            f"{_fmt(sai.cell.mean, metric)} vs {_fmt(sgdm.cell.mean, metric)}; {_diff(c, metric, stated)}",
+            _open(c.verdict, c.reason) if held is None else _verdict(held),
         ))  # fmt: skip
     return out
 
 
-def _cells(rows: list[dict[str, Any]], optimizer: str) -> set[tuple[float, float]]:
-    return {(r["lr"], r["weight_decay"]) for r in rows if r["optimizer"] == optimizer}
-
-
-def better_avg(sai: float, ref: float, metric: str) -> bool:
-    if not math.isfinite(sai):
-        return False
-    return not math.isfinite(ref) or (sai > ref if metric.endswith("accuracy") else sai < ref)
+def _width(r: stats.Robustness) -> str:
+    """A region's width, "≥" where it reaches the grid's edge (a lower bound)."""
+    return ("≥ " if r.open_low or r.open_high else "") + f"{r.width_decades:.2f}"
 
 
 def _gsnr_claims(sai: dict[str, Any], where: str) -> list[tuple[str, str, str, str]]:
     trace = sai["runs"][0]["gsnr_trace"]
     numel = trace.get("numel", {})
-    big = {
-        n: [v for v in vs if v is not None] for n, vs in trace["tensors"].items() if numel.get(n, 0) >= 1000
-    }
-    big = {n: vs for n, vs in big.items() if len(vs) >= 2}
-    if not big:
+    if not numel or set(trace["tensors"]) - set(numel):
+        return []  # a record from before the trace stored element counts
+    d = stats.gsnr_drift(trace["tensors"], numel)
+    if not d.tensors:
         return []
-    drift = max(max(abs(v / vs[0] - 1) for v in vs) for vs in big.values())
-    roots = statistics.median(vs[0] / math.sqrt(numel[n]) for n, vs in big.items())
+    small = sum(t.numel < stats.SMALL_NUMEL for t in d.tensors)
+    text = f"largest drift of {len(d.tensors)} traced tensors: {100 * d.max_drift:.1f}% ({d.tensors[0].name})"
+    if small:
+        text += f"; of the {small} under {stats.SMALL_NUMEL:,} elements: {100 * d.max_drift_small:.1f}%"
     return [
-        (
-            f"g-SNR nearly constant through training — {where}",
-            GSNR_PAPER,
-            f"largest drift of {len(big)} traced tensors: {100 * drift:.1f}%",
-            _verdict(drift <= 0.05),
-        ),
+        (f"g-SNR nearly constant through training — {where}", GSNR_PAPER, text, _verdict(d.within)),
         (
             f"g-SNR ≈ √numel — {where}",
             GSNR_PAPER,
-            f"median first g-SNR / √numel: {roots:.3f}",
-            _verdict(0.9 <= roots <= 1.2),
+            f"median first g-SNR / √numel: {d.median_over_sqrt_numel:.3f}",
+            _verdict(SQRT_NUMEL[0] <= d.median_over_sqrt_numel <= SQRT_NUMEL[1]),
         ),
     ]
 
@@ -219,9 +327,13 @@ def _lora_claims(best: dict[str, dict[str, Any]], where: str) -> list[tuple[str,
              "A never trains with B = 0 under the released code (inferred, §9)", text, _verdict(held))]  # fmt: skip
 
 
-def claims_markdown(groups: dict[tuple, list[dict[str, Any]]]) -> list[str]:
-    """The claims table over every setting (see the module docstring for the rules)."""
-    rows = [row for key, runs in groups.items() for row in setting_claims(key, runs)]
+def claims_markdown(
+    groups: dict[tuple, list[dict[str, Any]]], stated: dict[tuple, Stated] | None = None
+) -> list[str]:
+    """The claims table over every setting (see the module docstring for the rules); ``stated``: what
+    each setting stated before its runs, by setting key (default: :class:`Stated` of its metric)."""
+    stated = stated or {}
+    rows = [row for key, runs in groups.items() for row in setting_claims(key, runs, stated.get(key))]
     if not rows:
         return ["No setting has SGD-SaI runs yet."]
     lines = [
