@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -75,3 +77,21 @@ def test_sgdsai_keeps_half_of_adamws_state() -> None:
 def test_unknown_optimizer_lists_the_choices() -> None:
     with pytest.raises(ValueError, match=r"unknown optimizer 'adam'; choose from .*adamw"):
         build_optimizer("adam", torch.nn.Linear(2, 2), 0.1, 0.0)
+
+
+def test_muon_resumes_exactly_from_its_state_dict() -> None:
+    """Muon is two optimizers stepped as one; its state dict restores both, and its state reads
+    both afresh after a load (a stale view would report no state)."""
+    task, opt = _steps("muon", 2)
+    saved = {k: v.detach().clone() for k, v in task.model.state_dict().items()}
+    state = copy.deepcopy(opt.state_dict())  # torch loads tensors of the right dtype without copying
+    twin, twin_opt = _steps("muon", 2)
+    twin_opt.load_state_dict(state)
+    assert state_bytes(twin_opt) == state_bytes(opt) > 0
+    for model, optimizer in ((task.model, opt), (twin.model, twin_opt)):
+        model.load_state_dict(saved)
+        optimizer.zero_grad()
+        task.loss(model, task.batch(2)).backward()
+        optimizer.step()
+    for (name, a), b in zip(task.model.state_dict().items(), twin.model.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -89,7 +89,10 @@ class Composite(torch.optim.Optimizer):
         self.optimizers = optimizers
         self.defaults = {}
         self.param_groups = [g for o in optimizers for g in o.param_groups]
-        self.state = collections.ChainMap(*(o.state for o in optimizers))  # type: ignore[assignment]
+
+    @property  # type: ignore[override]
+    def state(self) -> collections.ChainMap:  # read afresh: load_state_dict replaces each state
+        return collections.ChainMap(*(o.state for o in self.optimizers))
 
     def step(self, closure=None):
         loss = closure() if closure is not None else None
@@ -100,6 +103,14 @@ class Composite(torch.optim.Optimizer):
     def zero_grad(self, set_to_none: bool = True) -> None:
         for o in self.optimizers:
             o.zero_grad(set_to_none)
+
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        return {"optimizers": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
+        for o, saved in zip(self.optimizers, state_dict["optimizers"], strict=True):
+            o.load_state_dict(saved)
+        self.param_groups = [g for o in self.optimizers for g in o.param_groups]
 
 
 def _muon(named, lr, weight_decay, info, **flags):
