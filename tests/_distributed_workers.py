@@ -159,7 +159,9 @@ def scenario_resume(rank: int, world: int, out: Path) -> dict:
     set_model_state_dict(model, state["model"])
     set_optimizer_state_dict(model, opt, state["optim"])
     record: dict[str, Any] = {
-        "gsnr_types": {(s["gsnr"].dtype, s["gsnr"].device.type, s["gsnr"].dim()) for s in opt.state.values()},
+        "gsnr_types": {
+            (s["lr_scale"].dtype, s["lr_scale"].device.type, s["lr_scale"].dim()) for s in opt.state.values()
+        },
         "gsnr_loaded": opt.gsnr(model),
         "gsnr_max_loaded": opt.param_groups[0]["gsnr_max"],
     }

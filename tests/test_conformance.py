@@ -340,7 +340,7 @@ def test_default_dtype_does_not_change_the_state_dtypes() -> None:
             opt = SGDSaI([p], foreach=True)
             p.grad = torch.randn(4, 3, dtype=torch.float32)
             opt.step()
-            assert opt.state[p]["gsnr"].dtype == torch.float32
+            assert opt.state[p]["lr_scale"].dtype == torch.float32
             assert opt.state[p]["momentum_buffer"].dtype == torch.float32
     finally:
         torch.set_default_dtype(old)
@@ -522,10 +522,10 @@ def test_python_float_scales_load_and_step() -> None:
     opt, weight, bias, x = trained({"lr": 1e-2}, {})
     state_dict = copy.deepcopy(opt.state_dict())
     for entry in state_dict["state"].values():
-        entry["gsnr"] = entry["gsnr"].item()
+        entry["lr_scale"] = entry["lr_scale"].item()
     opt.load_state_dict(state_dict)
     for p in (weight, bias):
-        assert opt.state[p]["gsnr"].dtype == torch.float32 and opt.state[p]["gsnr"].dim() == 0
+        assert opt.state[p]["lr_scale"].dtype == torch.float32 and opt.state[p]["lr_scale"].dim() == 0
     closure_for(opt, weight, bias, x)()
     opt.step()
 
@@ -586,7 +586,7 @@ def test_a_pre_hook_that_reorders_groups_moves_the_scales_with_their_tensors() -
     opt = SGDSaI([{"params": [a]}, {"params": [b]}])
     a.grad, b.grad = torch.randn(30, 20), torch.randn(7) + 3
     opt.step()
-    assert float(opt.state[a]["gsnr"]) != float(opt.state[b]["gsnr"])
+    assert float(opt.state[a]["lr_scale"]) != float(opt.state[b]["lr_scale"])
     swapped = SGDSaI([{"params": [b]}, {"params": [a]}])  # saved in the other order
 
     def reorder(o, sd):
@@ -595,7 +595,7 @@ def test_a_pre_hook_that_reorders_groups_moves_the_scales_with_their_tensors() -
     swapped.register_load_state_dict_pre_hook(reorder)
     swapped.load_state_dict(opt.state_dict())
     for p in (a, b):
-        assert torch.equal(swapped.state[p]["gsnr"], opt.state[p]["gsnr"])
+        assert torch.equal(swapped.state[p]["lr_scale"], opt.state[p]["lr_scale"])
         assert torch.equal(swapped.state[p]["momentum_buffer"], opt.state[p]["momentum_buffer"])
 
 
@@ -608,15 +608,15 @@ def test_load_post_hooks_see_the_final_state_and_their_changes_last(momentum_dty
     seen = {}
 
     def post(o):
-        seen["scale"] = o.state[p]["gsnr"]
+        seen["scale"] = o.state[p]["lr_scale"]
         seen["buffer"] = o.state[p]["momentum_buffer"]
-        o.state[p]["gsnr"] = torch.tensor(0.125)
+        o.state[p]["lr_scale"] = torch.tensor(0.125)
 
     opt.register_load_state_dict_post_hook(post)
     opt.load_state_dict(opt.state_dict())
     assert (seen["scale"].dtype, seen["scale"].device.type) == (torch.float32, "cpu")
     assert seen["buffer"].dtype == (momentum_dtype or torch.float64)
-    assert float(opt.state[p]["gsnr"]) == 0.125
+    assert float(opt.state[p]["lr_scale"]) == 0.125
 
 
 def test_step_pre_and_post_hooks_run_and_can_be_removed() -> None:
@@ -669,8 +669,8 @@ def test_load_rejects_a_buffer_of_the_wrong_shape_and_names_it(impl) -> None:
     ):
         opt.load_state_dict(state_dict)
     state_dict = copy.deepcopy(opt.state_dict())
-    state_dict["state"][1]["gsnr"] = torch.ones(2)
-    with pytest.raises(ValueError, match=r"the scale \(gsnr\) of bias must have one element"):
+    state_dict["state"][1]["lr_scale"] = torch.ones(2)
+    with pytest.raises(ValueError, match=r"the scale \(lr_scale\) of bias must have one element"):
         opt.load_state_dict(state_dict)
     unnamed = SGDSaI([weight, bias])
     state_dict = copy.deepcopy(opt.state_dict())
@@ -687,12 +687,12 @@ def test_load_keeps_a_float32_buffer_of_bfloat16_parameters_exact() -> None:
     p.grad = torch.randn(8, 4).bfloat16()
     opt.step()
     opt.state[p]["momentum_buffer"].add_(1e-4)  # not representable next to 1 in bfloat16
-    opt.state[p]["gsnr"] = torch.tensor(0.3)
+    opt.state[p]["lr_scale"] = torch.tensor(0.3)
     saved = copy.deepcopy(opt.state_dict())
     fresh = SGDSaI([p], 0.1, momentum_dtype=torch.float32)
     fresh.load_state_dict(saved)
     assert torch.equal(fresh.state[p]["momentum_buffer"], saved["state"][0]["momentum_buffer"])
-    assert fresh.state[p]["gsnr"].item() == torch.tensor(0.3).item()
+    assert fresh.state[p]["lr_scale"].item() == torch.tensor(0.3).item()
 
 
 class ProcessGroupLike:
@@ -741,7 +741,10 @@ def test_state_dict_moves_to_cuda_params_and_scales_stay_on_the_cpu(impl) -> Non
     saved = copy.deepcopy(opt.state_dict())
     opt_cuda.load_state_dict(copy.deepcopy(saved))
     for p in params_cuda:
-        assert opt_cuda.state[p]["momentum_buffer"].is_cuda and opt_cuda.state[p]["gsnr"].device.type == "cpu"
+        assert (
+            opt_cuda.state[p]["momentum_buffer"].is_cuda
+            and opt_cuda.state[p]["lr_scale"].device.type == "cpu"
+        )
     for _ in range(5):
         for p, q, g in zip(params, params_cuda, grads):
             p.grad, q.grad = g.clone(), g.cuda()

@@ -39,7 +39,7 @@ def test_stochastic_rounding_keeps_updates_that_nearest_rounding_drops() -> None
     for sr in (False, True):
         w = torch.ones(4096, dtype=torch.bfloat16, requires_grad=True)
         opt = SGDSaI([w], 1e-4, 0.0, 0.0, stochastic_rounding=sr)
-        opt.state[w]["gsnr"] = torch.tensor(1.0)
+        opt.state[w]["lr_scale"] = torch.tensor(1.0)
         for _ in range(1000):
             w.grad = torch.ones_like(w)
             opt.step()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import warnings
 
 import pytest
 import torch
@@ -37,7 +38,7 @@ def test_lora_a_trains_when_b_starts_at_zero(foreach: bool, capsys) -> None:
             opt.zero_grad()
             lora_loss(a, b, w, x).backward()
             opt.step()
-        finals[name] = (a.detach(), opt.state[a].get("gsnr"))
+        finals[name] = (a.detach(), opt.state[a].get("lr_scale" if name == "ours" else "gsnr"))
     capsys.readouterr()
     a_ours, scale = finals["ours"]
     assert scale is not None and 0 < float(scale) <= 1
@@ -57,7 +58,7 @@ def test_late_gradient_is_measured_against_the_stored_reference(foreach: bool) -
         return None if (index == 0 and step < 3) else synthetic_grad(p, step, index)
 
     run_steps(opt, params, 3, grads)
-    assert "gsnr" not in opt.state[late] and "momentum_buffer" not in opt.state[late]
+    assert "lr_scale" not in opt.state[late] and "momentum_buffer" not in opt.state[late]
     reference = opt.param_groups[0]["gsnr_max"]
     before = late.detach().clone()
     late.grad = synthetic_grad(late, 3, 0)
@@ -66,7 +67,7 @@ def test_late_gradient_is_measured_against_the_stored_reference(foreach: bool) -
         p.grad = None
     opt.step()
     assert opt.param_groups[0]["gsnr_max"] == reference  # M is fixed at the first step
-    assert float(opt.state[late]["gsnr"]) == pytest.approx(min(raw / reference, 1.0), rel=1e-6)
+    assert float(opt.state[late]["lr_scale"]) == pytest.approx(min(raw / reference, 1.0), rel=1e-6)
     assert not torch.equal(late, before)
 
 
@@ -79,9 +80,9 @@ def test_scalar_gets_unit_scale_and_leaves_others_unchanged(foreach: bool) -> No
     run_steps(opt_a, with_scalar, 1)
     run_steps(opt_b, without, 1)
     scalar = with_scalar[2]
-    assert float(opt_a.state[scalar]["gsnr"]) == 1.0
+    assert float(opt_a.state[scalar]["lr_scale"]) == 1.0
     for p, q in zip(with_scalar[:2], without):
-        assert float(opt_a.state[p]["gsnr"]) == float(opt_b.state[q]["gsnr"])
+        assert float(opt_a.state[p]["lr_scale"]) == float(opt_b.state[q]["lr_scale"])
     # The scalar moved by lr * |g| (plus decay), not by |g| / eps as in the released package.
     assert abs(scalar.item() - make_params(shapes=shapes)[2].item()) < 1.0
 
@@ -93,8 +94,8 @@ def test_constant_gradient_never_takes_over_the_normalisation() -> None:
     params[1].grad = torch.full((64,), 0.1)  # constant: float32 std ~ 1e-9, raw g-SNR ~ 1e8
     opt.step()
     assert opt.param_groups[0]["gsnr_max"] == pytest.approx(gsnr.tensor_gsnr(params[0].grad))
-    assert float(opt.state[params[0]]["gsnr"]) == 1.0
-    assert float(opt.state[params[1]]["gsnr"]) == 1.0
+    assert float(opt.state[params[0]]["lr_scale"]) == 1.0
+    assert float(opt.state[params[1]]["lr_scale"]) == 1.0
 
 
 def test_raw_mode_gives_degenerate_tensors_the_reference() -> None:
@@ -102,8 +103,8 @@ def test_raw_mode_gives_degenerate_tensors_the_reference() -> None:
     opt = SGDSaI(params, normalize=False)
     run_steps(opt, params, 1)
     reference = opt.param_groups[0]["gsnr_max"]
-    assert float(opt.state[params[0]]["gsnr"]) == pytest.approx(reference, rel=1e-6)
-    assert float(opt.state[params[1]]["gsnr"]) == pytest.approx(reference, rel=1e-6)
+    assert float(opt.state[params[0]]["lr_scale"]) == pytest.approx(reference, rel=1e-6)
+    assert float(opt.state[params[1]]["lr_scale"]) == pytest.approx(reference, rel=1e-6)
 
 
 @pytest.mark.parametrize("foreach", IMPLS)
@@ -116,11 +117,11 @@ def test_nonfinite_first_gradient_is_deferred_not_stored(foreach: bool, caplog) 
     with caplog.at_level(logging.WARNING, logger="sgdsai"):
         opt.step()
     assert "non-finite" in caplog.text
-    assert "gsnr" not in opt.state[params[0]]
+    assert "lr_scale" not in opt.state[params[0]]
     assert torch.equal(params[0], before[0])
     params[0].grad = synthetic_grad(params[0], 1, 0)
     opt.step()
-    assert math.isfinite(float(opt.state[params[0]]["gsnr"]))
+    assert math.isfinite(float(opt.state[params[0]]["lr_scale"]))
     assert torch.isfinite(params[0]).all()
 
 
@@ -129,7 +130,7 @@ def test_bf16_parameters_get_float32_statistics() -> None:
     opt = SGDSaI([p])
     p.grad = (torch.randn(64, 32) + 0.5).bfloat16()
     opt.step()
-    assert opt.state[p]["gsnr"].dtype == torch.float32
+    assert opt.state[p]["lr_scale"].dtype == torch.float32
     assert opt.state[p]["momentum_buffer"].dtype == torch.bfloat16
     want = gsnr.measure(gsnr.stack_stats([p.grad.double()])[0], 1e-8)
     assert opt.param_groups[0]["gsnr_max"] == pytest.approx(want.gsnr, rel=1e-5)
@@ -154,12 +155,12 @@ def test_resume_continues_bit_identically(foreach: bool, dtype: torch.dtype) -> 
     fresh = SGDSaI(resumed, 0.05, foreach=foreach)
     fresh.load_state_dict(checkpoint["opt"])
     for _, q in zip(straight, resumed):
-        assert fresh.state[q]["gsnr"].dtype == torch.float32
-        assert fresh.state[q]["gsnr"].device.type == "cpu"
+        assert fresh.state[q]["lr_scale"].dtype == torch.float32
+        assert fresh.state[q]["lr_scale"].device.type == "cpu"
     run_steps_from(fresh, resumed, 4, 9)
     for p, q in zip(straight, resumed):
         assert torch.equal(p, q)
-        assert torch.equal(opt.state[p]["gsnr"], fresh.state[q]["gsnr"])
+        assert torch.equal(opt.state[p]["lr_scale"], fresh.state[q]["lr_scale"])
         assert torch.equal(opt.state[p]["momentum_buffer"], fresh.state[q]["momentum_buffer"])
 
 
@@ -264,7 +265,7 @@ def test_add_param_group_later_shares_the_reference() -> None:
     first[0].grad = None
     opt.step()
     raw = gsnr.tensor_gsnr(later[0].grad)
-    assert float(opt.state[later[0]]["gsnr"]) == pytest.approx(
+    assert float(opt.state[later[0]]["lr_scale"]) == pytest.approx(
         min(raw / opt.param_groups[0]["gsnr_max"], 1.0), rel=1e-6
     )
 
@@ -297,7 +298,7 @@ def test_steady_step_reads_nothing_from_the_device(foreach: bool) -> None:
     opt = SGDSaI(params, foreach=foreach)
     for p in params:
         p.grad = torch.empty_like(p)
-        opt.state[p]["gsnr"] = torch.tensor(0.5)
+        opt.state[p]["lr_scale"] = torch.tensor(0.5)
         opt.state[p]["momentum_buffer"] = torch.empty_like(p)
     opt.step()
     opt.step()
@@ -365,7 +366,7 @@ def test_numel_mode_computes_no_gradient_statistics(monkeypatch) -> None:
     biggest = max(p.numel() for p in params)
     assert opt.param_groups[0]["gsnr_max"] == pytest.approx(math.sqrt(biggest))
     for p in params:
-        assert float(opt.state[p]["gsnr"]) == pytest.approx(math.sqrt(p.numel() / biggest), rel=1e-6)
+        assert float(opt.state[p]["lr_scale"]) == pytest.approx(math.sqrt(p.numel() / biggest), rel=1e-6)
 
 
 @pytest.mark.parametrize("foreach", IMPLS)
@@ -382,7 +383,7 @@ def test_numel_zero_first_gradient_waits_then_starts_momentum(foreach: bool) -> 
     g = torch.randn(20, 10)
     big.grad, small.grad = g.clone(), torch.randn(4, 2)
     opt.step()
-    assert float(opt.state[big]["gsnr"]) == 1.0
+    assert float(opt.state[big]["lr_scale"]) == 1.0
     torch.testing.assert_close(opt.state[big]["momentum_buffer"], g)
     torch.testing.assert_close(big.detach(), before * (1 - 0.5 * 0.1) - 0.5 * g)
 
@@ -404,7 +405,7 @@ def test_non_reference_group_is_clamped_and_never_sets_the_reference(scale: str)
     reference = opt.param_groups[0]["gsnr_max"]
     expected = 8.0 if scale == "numel" else gsnr.tensor_gsnr(block.grad)
     assert reference == pytest.approx(expected, rel=1e-6)
-    assert float(opt.state[embedding]["gsnr"]) == 1.0 and float(opt.state[block]["gsnr"]) == 1.0
+    assert float(opt.state[embedding]["lr_scale"]) == 1.0 and float(opt.state[block]["lr_scale"]) == 1.0
 
 
 def test_non_reference_tensors_wait_for_a_reference_tensor() -> None:
@@ -436,14 +437,14 @@ def test_a_python_float_imposed_as_scale_is_used(foreach: bool) -> None:
     for imposed in (0.25, torch.tensor(0.25)):
         params = clone_params(start)
         opt = SGDSaI(params, 0.1, foreach=foreach)
-        opt.state[params[0]]["gsnr"] = imposed
+        opt.state[params[0]]["lr_scale"] = imposed
         run_steps(opt, params, 2)
         finals.append((params, opt))
     (floats, opt_f), (tensors, opt_t) = finals
     for p, q in zip(floats, tensors):
         assert torch.equal(p, q)
     assert opt_f.gsnr()["group0.param0"] == 0.25
-    assert float(opt_f.state[floats[1]]["gsnr"]) == float(opt_t.state[tensors[1]]["gsnr"])
+    assert float(opt_f.state[floats[1]]["lr_scale"]) == float(opt_t.state[tensors[1]]["lr_scale"])
 
 
 @pytest.mark.parametrize("scale", ["gsnr", "numel"])
@@ -453,12 +454,12 @@ def test_a_zero_element_tensor_never_decides_the_reference(scale: str) -> None:
     empty.grad, weight.grad = torch.randn(0, 4), torch.zeros(6, 4)
     opt.step()
     assert opt.param_groups[0]["gsnr_max"] is None or scale == "numel"  # numel: the zero tensor set it
-    assert float(opt.state[empty]["gsnr"]) == 1.0
+    assert float(opt.state[empty]["lr_scale"]) == 1.0
     empty.grad, weight.grad = torch.randn(0, 4), torch.randn(6, 4) + 0.2
     opt.step()
     expected = math.sqrt(24) if scale == "numel" else gsnr.tensor_gsnr(weight.grad)
     assert opt.param_groups[0]["gsnr_max"] == pytest.approx(expected, rel=1e-6)
-    assert float(opt.state[weight]["gsnr"]) == 1.0
+    assert float(opt.state[weight]["lr_scale"]) == 1.0
 
 
 def test_a_zero_element_tensor_costs_no_measurement(monkeypatch) -> None:
@@ -484,3 +485,45 @@ def test_scales_of_c_times_the_gradients_equal_those_of_the_gradients(magnitude:
         scales.append(opt.gsnr())
         assert all(torch.isfinite(p).all() for p in params)
     assert scales[1] == pytest.approx(scales[0], rel=1e-5)
+
+
+# --- the scale's old state key ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("foreach", IMPLS)
+def test_the_old_scale_key_still_imposes_a_scale_with_a_deprecation_warning(foreach: bool) -> None:
+    start = make_params(torch.float32, shapes=[(6, 5), (5,)])
+    finals = []
+    for key in ("gsnr", "lr_scale"):
+        params = clone_params(start)
+        opt = SGDSaI(params, 0.1, foreach=foreach)
+        opt.state[params[0]][key] = torch.tensor(0.25)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run_steps(opt, params, 2)
+        finals.append(params)
+        assert [str(w.message) for w in caught if w.category is DeprecationWarning] == (
+            ['state[p]["gsnr"] is deprecated: impose a scale as state[p]["lr_scale"]']
+            if key == "gsnr"
+            else []
+        )
+        if key == "gsnr":
+            assert caught[0].filename == __file__ or "conftest" in caught[0].filename
+        assert "gsnr" not in opt.state[params[0]] and float(opt.state[params[0]]["lr_scale"]) == 0.25
+    for p, q in zip(*finals):
+        assert torch.equal(p, q)
+
+
+def test_a_checkpoint_with_the_old_scale_key_loads() -> None:
+    params = make_params()
+    opt = SGDSaI(params, 0.1)
+    run_steps(opt, params, 2)
+    old = opt.state_dict()
+    old["state"] = {
+        k: {("gsnr" if n == "lr_scale" else n): v for n, v in e.items()} for k, e in old["state"].items()
+    }
+    fresh = SGDSaI(clone_params(params), 0.1)
+    fresh.load_state_dict(old)
+    assert fresh.gsnr() == opt.gsnr()
+    assert all("gsnr" not in s for s in fresh.state.values())
+    assert fresh.state_dict()["state"].keys() == opt.state_dict()["state"].keys()

@@ -131,7 +131,7 @@ def test_matches_torch_sgd_when_gsnr_is_one(flags: dict, maximize: bool, momentu
     opt = SGDSaI(ours, 0.05, momentum, 0.0, **flags, maximize=maximize)
     foreach = flags.get("foreach", False)
     for p in ours:
-        opt.state[p]["gsnr"] = torch.tensor(1.0)  # impose the scale instead of measuring it
+        opt.state[p]["lr_scale"] = torch.tensor(1.0)  # impose the scale instead of measuring it
     sgd = torch.optim.SGD(theirs, 0.05, momentum, dampening=momentum, maximize=maximize, foreach=foreach)
     run_steps(opt, ours, 10)
     run_steps(sgd, theirs, 10)

@@ -1,7 +1,7 @@
 r"""Loading SGD-SaI state from a `torch.distributed.checkpoint` (DCP) checkpoint.
 
 Saving needs nothing special: `get_optimizer_state_dict(model, optimizer)` holds every tensor's
-`momentum_buffer` (a DTensor under FSDP2), its `gsnr` scale (a 0-d float32 tensor, the same on
+`momentum_buffer` (a DTensor under FSDP2), its `lr_scale` (a 0-d float32 tensor, the same on
 every rank, so DCP stores it once) and `gsnr_max` in each parameter group.
 
 Loading does. DCP loads *into* a state dict whose entries say what to read, and torch fills a
@@ -22,8 +22,8 @@ from torch import nn
 
 __all__ = ["optimizer_state_dict_to_load"]
 
-#: The per-tensor state SGD-SaI may keep.
-STATE_KEYS = ("momentum_buffer", "gsnr")
+#: The per-tensor state SGD-SaI may keep; `"gsnr"` is the scale's name in older checkpoints.
+STATE_KEYS = ("momentum_buffer", "lr_scale", "gsnr")
 
 
 def optimizer_state_dict_to_load(
@@ -62,6 +62,6 @@ def optimizer_state_dict_to_load(
 
 
 def _placeholder(name: str, param: torch.Tensor) -> torch.Tensor:
-    if name == "gsnr":
+    if name in ("lr_scale", "gsnr"):
         return torch.zeros((), dtype=torch.float32)
     return torch.zeros_like(param.detach())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import logging
 import numbers
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,11 @@ from sgdsai.functional import sgdsai
 __all__ = ["SGDSaI"]
 
 logger = logging.getLogger(__name__)
+
+#: The state key of a tensor's learning-rate scale $\tilde G$.
+SCALE_KEY = "lr_scale"
+#: Its name before 0.1.0: still loaded, and still imposes a scale when set (deprecated).
+OLD_SCALE_KEY = "gsnr"
 
 
 class SGDSaI(Optimizer):
@@ -151,17 +157,25 @@ class SGDSaI(Optimizer):
     # it would guard on each step's new .grad objects and recompile every step.
     @_disable_dynamo
     def _measure_new_tensors(self) -> None:
-        """Give every tensor that has a gradient and no ``state["gsnr"]`` yet its scale."""
+        """Give every tensor that has a gradient and no `state["lr_scale"]` yet its scale."""
         new = [
             (group, p)
             for group in self.param_groups
             for p in group["params"]
-            if p.grad is not None and "gsnr" not in self.state[p]
+            if p.grad is not None and SCALE_KEY not in self.state[p]
         ]
         for _, p in new:
-            if p.numel() == 0:  # nothing to measure and nothing to update: never decides M
-                self.state[p]["gsnr"] = torch.tensor(1.0, dtype=torch.float32)
-        new = [(group, p) for group, p in new if p.numel() > 0]
+            state = self.state[p]
+            if OLD_SCALE_KEY in state:  # imposed under the old name
+                warnings.warn(
+                    'state[p]["gsnr"] is deprecated: impose a scale as state[p]["lr_scale"]',
+                    DeprecationWarning,
+                    stacklevel=7,  # the caller of step(), through torch's step and dynamo wrappers
+                )
+                state[SCALE_KEY] = state.pop(OLD_SCALE_KEY)
+            elif p.numel() == 0:  # nothing to measure and nothing to update: never decides M
+                state[SCALE_KEY] = torch.tensor(1.0, dtype=torch.float32)
+        new = [(group, p) for group, p in new if SCALE_KEY not in self.state[p]]
         reference = self._gsnr_max()
         group_pending = reference is None and self.reference_group is not None
         if not new and not group_pending:
@@ -186,7 +200,7 @@ class SGDSaI(Optimizer):
             if result.deferred or reference is None:
                 continue  # nothing to start from yet, or no reference tensor has set M yet
             scale = gsnr.lr_scale(result, reference, group["normalize"])
-            self.state[p]["gsnr"] = torch.tensor(scale, dtype=torch.float32)
+            self.state[p][SCALE_KEY] = torch.tensor(scale, dtype=torch.float32)
 
     def _measurements(self, new: list[tuple[dict[str, Any], Tensor]]) -> list[gsnr.Measurement]:
         """Measure g-SNR where ``scale="gsnr"``; elsewhere only whether the gradient is non-zero."""
@@ -211,7 +225,7 @@ class SGDSaI(Optimizer):
         """The tensors this step updates, as real views; ``owners`` are the parameters themselves."""
         owners, params, grads, bufs, gsnrs = [], [], [], [], []
         for p in group["params"]:
-            if p.grad is None or "gsnr" not in self.state[p]:
+            if p.grad is None or SCALE_KEY not in self.state[p]:
                 continue  # no gradient, or the g-SNR is deferred: this step leaves p untouched
             _check_dense(p.grad)
             state = self.state[p]
@@ -220,7 +234,7 @@ class SGDSaI(Optimizer):
             params.append(_real(p))
             grads.append(_real(p.grad))
             bufs.append(None if buf is None else _real(buf))
-            gsnrs.append(state["gsnr"])
+            gsnrs.append(state[SCALE_KEY])
         return owners, params, grads, bufs, [float(s) for s in gsnrs]  # 0-d CPU tensors or floats: no sync
 
     def _gsnr_max(self) -> float | None:
@@ -260,10 +274,10 @@ class SGDSaI(Optimizer):
         for i, group in enumerate(self.param_groups):
             group_names = group.get("param_names")
             for j, p in enumerate(group["params"]):
-                if "gsnr" not in self.state[p]:
+                if SCALE_KEY not in self.state[p]:
                     continue
                 name = group_names[j] if group_names else names.get(id(p), f"group{i}.param{j}")
-                table[name] = float(self.state[p]["gsnr"])
+                table[name] = float(self.state[p][SCALE_KEY])
         return table
 
 
@@ -340,13 +354,15 @@ def _checked_state_dict(optimizer: Optimizer, state_dict: dict[str, Any]) -> dic
                         f"but the parameter has shape {tuple(p.shape)}"
                     )
                 entry["momentum_buffer"] = _Exact(buf)
-            if "gsnr" in entry:
-                scale = entry["gsnr"]
+            if OLD_SCALE_KEY in entry and SCALE_KEY not in entry:  # saved before the rename
+                entry[SCALE_KEY] = entry.pop(OLD_SCALE_KEY)
+            if SCALE_KEY in entry:
+                scale = entry[SCALE_KEY]
                 if isinstance(scale, Tensor) and scale.numel() != 1:
                     raise ValueError(
-                        f"the scale (gsnr) of {name} must have one element, not shape {tuple(scale.shape)}"
+                        f"the scale (lr_scale) of {name} must have one element, not shape {tuple(scale.shape)}"
                     )
-                entry["gsnr"] = float(scale)  # exact for float32; torch leaves Python floats alone
+                entry[SCALE_KEY] = float(scale)  # exact for float32; torch leaves Python floats alone
             state[key] = entry
     return {**state_dict, "state": state}
 
@@ -358,9 +374,9 @@ def _place_state(entry: dict[str, Any], p: Tensor, momentum_dtype: torch.dtype |
     if isinstance(buf, _Exact):
         dtype = momentum_dtype or (p.dtype if p.is_floating_point() else buf.tensor.dtype)
         entry["momentum_buffer"] = buf.tensor.to(device=p.device, dtype=dtype)
-    scale = entry.get("gsnr")
+    scale = entry.get(SCALE_KEY)
     if scale is not None and not (isinstance(scale, Tensor) and _is_cpu_float32_scalar(scale)):
-        entry["gsnr"] = torch.tensor(float(scale), dtype=torch.float32)
+        entry[SCALE_KEY] = torch.tensor(float(scale), dtype=torch.float32)
 
 
 def _is_cpu_float32_scalar(t: Tensor) -> bool:
@@ -475,12 +491,13 @@ Group keys:
 State:
     ``state[p]["momentum_buffer"]`` (``momentum_dtype``, by default the parameter's dtype; absent
     when ``momentum=0``) and
-    ``state[p]["gsnr"]``: the final scale :math:`\tilde G`, a 0-d float32 tensor on the CPU, so
+    ``state[p]["lr_scale"]``: the final scale :math:`\tilde G`, a 0-d float32 tensor on the CPU, so
     that reading it never synchronises a device and bf16 parameters do not round it. The
     reference :math:`M` is ``param_groups[k]["gsnr_max"]`` (equal in every group; ``None`` before
     the first measurement). Everything is saved by :meth:`state_dict`, so a resumed run never
-    measures again. To impose a scale instead of measuring one, set ``state[p]["gsnr"]`` (a
-    Python float or a 0-d tensor) before the parameter's first step. `load_state_dict` loads
+    measures again. To impose a scale instead of measuring one, set ``state[p]["lr_scale"]`` (a
+    Python float or a 0-d tensor) before the parameter's first step. The key was ``"gsnr"``
+    before 0.1.0: checkpoints that use it still load, and setting it still imposes (deprecated). `load_state_dict` loads
     what the load pre-hooks return, checks each buffer's shape against its parameter, and gives
     the state this form before the post-hooks run. `copy.deepcopy` shares `reference_group`;
     pickling an optimizer that has one raises `TypeError` (pickle `state_dict()` instead).

@@ -3,8 +3,8 @@ r"""``sgdsai bench memory``: optimizer-state bytes of GPT-2 and Llama-2 models, 
 Each model is built from a hand-written transformers config on the ``meta`` device (no download,
 no memory), each optimizer takes one real step on it with ``meta`` gradients, and the state it
 created is counted: per-element buffers live on ``meta`` and are counted by shape; per-tensor
-scalars (SGD-SaI's ``gsnr``, AdamW's ``step``) are real CPU tensors. SGD-SaI's scales cannot be
-measured from ``meta`` gradients, so they are imposed (``state[p]["gsnr"] = 1``), which creates
+scalars (SGD-SaI's ``lr_scale``, AdamW's ``step``) are real CPU tensors. SGD-SaI's scales cannot be
+measured from ``meta`` gradients, so they are imposed (``state[p]["lr_scale"] = 1``), which creates
 exactly the state a measurement would. Expected, for :math:`N` float32 parameters in :math:`B`
 tensors: SGD-SaI and SGD-momentum :math:`4N + 4B` bytes (SGD-SaI with a bfloat16 buffer
 :math:`2N + 4B`), AdamW :math:`8N + 4B`.
@@ -98,7 +98,7 @@ def measure(model: nn.Module, build: Callable) -> dict[str, Any]:
     for _, p in named:
         p.grad = torch.empty_like(p)
         if isinstance(opt, torch.optim.Optimizer) and type(opt).__name__ == "SGDSaI":
-            opt.state[p]["gsnr"] = torch.tensor(1.0)  # what a measurement stores
+            opt.state[p]["lr_scale"] = torch.tensor(1.0)  # what a measurement stores
     opt.step()
     device = named[0][1].device
     result = zoo.state_breakdown(opt, device)
