@@ -88,3 +88,69 @@ def test_resume_continues_bit_identically(monkeypatch) -> None:
     run_steps(fresh, resumed, 1)
     for p, q in zip(resumed, straight):
         assert torch.equal(p, q)
+
+
+def one_step_replay(theta: torch.Tensor, g: torch.Tensor, m: torch.Tensor | None, hyper: dict) -> tuple:
+    """One SGD-SaI step in float64 from the stored values, rounded once to the stored dtypes."""
+    lr, mu, wd, scale = hyper["lr"], hyper["momentum"], hyper["weight_decay"], hyper["scale"]
+    g64, theta64 = g.double(), theta.detach().double()
+    if mu == 0:
+        return ((1 - lr * wd) * theta64 - lr * scale * g64).to(theta.dtype), None
+    m64 = g64 if m is None else mu * m.double() + (1 - mu) * g64
+    return ((1 - lr * wd) * theta64 - lr * scale * m64).to(theta.dtype), m64.to(
+        m.dtype if m is not None else g.dtype
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_low_precision_fused_step_is_float64_math_rounded_once(kernel_calls, dtype, momentum) -> None:
+    """Float32 coefficients: in bfloat16, mu = 0.9 would be 0.8984 and 1 - lr * wd = 0.99 would be
+    0.9883, and many elements would differ from the float64 step by an ulp or more."""
+    n = fused.MIN_NUMEL + 3
+    gen = torch.Generator().manual_seed(0)
+    theta = torch.randn(n, generator=gen).to(dtype).requires_grad_()
+    hyper = {"lr": 0.5, "momentum": momentum, "weight_decay": 0.02, "scale": 0.7}
+    opt = SGDSaI([theta], hyper["lr"], momentum, hyper["weight_decay"], fused=True)
+    opt.state[theta]["gsnr"] = torch.tensor(hyper["scale"])
+    for _ in range(3):
+        theta.grad = torch.randn(n, generator=gen).to(dtype)
+        m = opt.state[theta].get("momentum_buffer")
+        want_theta, want_m = one_step_replay(theta, theta.grad, m, hyper)
+        # the size of the terms: float32 math is off by a float32 ulp of these, not of the result
+        size = (
+            theta.detach().double().abs() + theta.grad.double().abs() + (0 if m is None else m.double().abs())
+        )
+        opt.step()
+        got = [(theta.detach(), want_theta)]
+        if momentum:
+            got.append((opt.state[theta]["momentum_buffer"], want_m))
+        for x, want in got:
+            assert x.dtype == dtype
+            # float32 math resolves some near-ties differently (0.7% here); bf16 coefficients: 36%
+            assert (x != want).float().mean().item() < 0.02
+            ulp = torch.finfo(dtype).eps * want.double().abs() + 1e-6 * size
+            assert ((x.double() - want.double()).abs() <= ulp).all()
+    assert kernel_calls == [n] * 3
+
+
+def test_bf16_momentum_buffer_is_a_fused_kernel_input(kernel_calls) -> None:
+    n = fused.MIN_NUMEL
+    start = make_params(torch.float32, shapes=[(n,)])
+    a, b = clone_params(start), clone_params(start)
+    eager = SGDSaI(a, 0.05, momentum_dtype=torch.bfloat16)
+    compiled = SGDSaI(b, 0.05, momentum_dtype=torch.bfloat16, fused=True)
+    run_steps(eager, a, 3)
+    run_steps(compiled, b, 3)
+    assert kernel_calls == [n] * 3
+    assert compiled.state[b[0]]["momentum_buffer"].dtype == torch.bfloat16
+    torch.testing.assert_close(b[0], a[0], rtol=1e-5, atol=1e-6)
+
+
+def test_without_weight_decay_cpu_tensors_take_torchs_kernel_not_a_compiled_one(kernel_calls) -> None:
+    start = make_params(torch.float32, shapes=[(fused.MIN_NUMEL,)])
+    a, b = clone_params(start), clone_params(start)
+    run_steps(SGDSaI(a, 0.1, weight_decay=0.0, foreach=False), a, 3)
+    run_steps(SGDSaI(b, 0.1, weight_decay=0.0, fused=True), b, 3)
+    assert kernel_calls == []
+    torch.testing.assert_close(b[0], a[0], rtol=0, atol=0)

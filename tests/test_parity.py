@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from unittest import mock
 
 import pytest
 import torch
 from conftest import SHAPES, clone_params, make_params, run_steps, synthetic_grad
 
-from sgdsai import SGDSaI, fused
+from sgdsai import SGDSaI, functional, fused
 from sgdsai.reference import SGDSaIReference
 
 # One table drives the parity tests; implementation flags are never in it (tests flip them).
@@ -19,6 +20,7 @@ CONFIGS = [
     pytest.param({"momentum": 0.0}, id="no momentum"),
     pytest.param({"momentum": 0.5, "weight_decay": 0.1}, id="nonzero weight_decay"),
     pytest.param({"maximize": True}, id="maximize"),
+    pytest.param({"maximize": True, "momentum": 0.0}, id="maximize without momentum"),
     pytest.param({"normalize": False, "lr": 1e-3}, id="raw g-SNR"),
     pytest.param({"unbiased": True}, id="unbiased std"),
     pytest.param({"eps": 0.5}, id="large eps"),
@@ -50,9 +52,19 @@ def trajectories(kwargs: dict, impls: dict, dtype=torch.float64, steps: int = 12
     return out
 
 
+class EagerSGDSaI(SGDSaI):
+    """SGDSaI with torch's SGD kernel refused, so that every tensor takes the eager loop."""
+
+    def step(self, closure=None):
+        with mock.patch.object(functional, "_torch_kernel_takes", lambda *args: False):
+            return super().step(closure)
+
+
 IMPLS = {
     "reference": lambda ps, kw: SGDSaIReference(ps, **kw),
-    "single": lambda ps, kw: SGDSaI(ps, **kw, foreach=False),
+    "single": lambda ps, kw: SGDSaI(ps, **kw, foreach=False),  # torch's SGD kernel on CPU
+    "eager": lambda ps, kw: EagerSGDSaI(ps, **kw, foreach=False),
+    "eager lifted": lambda ps, kw: EagerSGDSaI(ps, **kw, foreach=False, stochastic_rounding=True),
     "foreach": lambda ps, kw: SGDSaI(ps, **kw, foreach=True),
     "fused": lambda ps, kw: SGDSaI(ps, **kw, fused=True),
 }
@@ -62,6 +74,7 @@ if NO_CXX:
     del IMPLS["fused"]
 FLAGS = [
     pytest.param({"foreach": False}, id="single"),
+    pytest.param({"foreach": False, "momentum_dtype": torch.float64}, id="eager lifted"),
     pytest.param({"foreach": True}, id="foreach"),
     pytest.param({"fused": True}, id="fused", marks=pytest.mark.skipif(NO_CXX, reason="no C++ compiler")),
 ]
