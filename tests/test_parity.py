@@ -56,7 +56,7 @@ class EagerSGDSaI(SGDSaI):
     """SGDSaI with torch's SGD kernel refused, so that every tensor takes the eager loop."""
 
     def step(self, closure=None):
-        with mock.patch.object(functional, "_torch_kernel_takes", lambda *args: False):
+        with mock.patch.object(functional, "_torch_kernel_takes", return_value=False):
             return super().step(closure)
 
 
