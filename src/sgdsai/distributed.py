@@ -1,23 +1,23 @@
 r"""torch.distributed plumbing for SGD-SaI's one-off, per-tensor statistics.
 
 SGD-SaI measures each tensor once, from the statistics of its *whole* first gradient, and divides
-every g-SNR by a reference :math:`M`, the largest of them. Both break silently when a rank sees only
+every g-SNR by a reference $M$, the largest of them. Both break silently when a rank sees only
 part of the picture, so this module restores the single-process values:
 
-* **Sharded gradients** (DTensor, as FSDP2's ``fully_shard`` and tensor parallelism produce): each
-  rank reduces its local shard to :class:`~sgdsai.gsnr.GradStats` ``(count, mean, m2)``; the rows of
-  all new tensors are gathered together, one ``all_gather`` of a ``(T, 3)`` float64 tensor per mesh
+* **Sharded gradients** (DTensor, as FSDP2's `fully_shard` and tensor parallelism produce): each
+  rank reduces its local shard to `sgdsai.gsnr.GradStats` `(count, mean, m2)`; the rows of
+  all new tensors are gathered together, one `all_gather` of a `(T, 3)` float64 tensor per mesh
   dimension that shards any of them (one for FSDP2 and HSDP), and merged exactly with Chan's
-  parallel update. A ``Replicate`` mesh dimension needs no communication: its pieces are copies,
-  counted once. ``Partial`` gradients (pending sums) are first reduced to ``Replicate``.
+  parallel update. A `Replicate` mesh dimension needs no communication: its pieces are copies,
+  counted once. `Partial` gradients (pending sums) are first reduced to `Replicate`.
 * **Plain gradients** (one process, DDP, ZeRO) are measured locally with no collective: under DDP
   they are already averaged and identical on every rank.
-* **The reference** :math:`M`: with ``reference_group`` set, the first measuring step takes the
-  maximum over that group's ranks with one ``all_reduce``. Needed whenever ranks hold different
+* **The reference** $M$: with `reference_group` set, the first measuring step takes the
+  maximum over that group's ranks with one `all_reduce`. Needed whenever ranks hold different
   tensors (ZeRO, pipeline stages); never needed under DDP or FSDP2, where every rank measures every
   tensor.
-* **Flattening engines** (FSDP1, whose ``FlatParameter`` concatenates many tensors and whose
-  ``use_orig_params=True`` parameters are flat pieces of a shard) are refused: no rank holds a
+* **Flattening engines** (FSDP1, whose `FlatParameter` concatenates many tensors and whose
+  `use_orig_params=True` parameters are flat pieces of a shard) are refused: no rank holds a
   tensor's gradient, nor a DTensor describing where the rest is.
 
 Steady steps never communicate: the update itself is elementwise and runs shard-local.
@@ -51,10 +51,10 @@ def check_params(params: Iterable[Tensor]) -> None:
 
 
 def grad_stats(grads: Sequence[Tensor]) -> list[GradStats]:
-    """The :class:`GradStats` of each gradient's full tensor, identical on every rank holding it.
+    """The `GradStats` of each gradient's full tensor, identical on every rank holding it.
 
     Plain tensors cost one device-to-host transfer per device and no collective; DTensors add one
-    ``all_gather`` per sharded mesh dimension of each mesh, for all of them together.
+    `all_gather` per sharded mesh dimension of each mesh, for all of them together.
     """
     stats = [GradStats(0.0, 0.0, 0.0)] * len(grads)
     plain = [i for i, g in enumerate(grads) if not _is_dtensor(g)]
@@ -71,17 +71,17 @@ def grad_stats(grads: Sequence[Tensor]) -> list[GradStats]:
 
 
 def local_tensor(t: Tensor) -> Tensor:
-    """This rank's piece of ``t``: the local shard of a DTensor, else ``t`` itself."""
+    """This rank's piece of `t`: the local shard of a DTensor, else `t` itself."""
     return t.to_local() if _is_dtensor(t) else t  # type: ignore[attr-defined]
 
 
 def reference(regular: Sequence[float], measured: bool, group: Any = None) -> float | None:
-    """The reference :math:`M` set by a first measuring step, or ``None`` if it measured nothing.
+    """The reference $M$ set by a first measuring step, or `None` if it measured nothing.
 
-    ``regular`` are this rank's regular g-SNRs, ``measured`` whether this rank measured any
-    tensor (regular or constant). Without ``group``, :math:`M` is ``max(regular)`` (1 when only
+    `regular` are this rank's regular g-SNRs, `measured` whether this rank measured any
+    tensor (regular or constant). Without `group`, $M$ is `max(regular)` (1 when only
     constant tensors were measured). With it, maximum and flag are all-reduced over the group, so
-    every rank gets the same :math:`M`, and all of them must call this at the same step.
+    every rank gets the same $M$, and all of them must call this at the same step.
     """
     local = max(regular, default=-math.inf)
     if group is not None:

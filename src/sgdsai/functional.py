@@ -67,10 +67,10 @@ def sgdsai(
     stochastic_rounding: bool = False,
     momentum_dtype: torch.dtype | None = None,
 ) -> None:
-    """Apply one SGD-SaI step to `params` in place (see `sgdsai.SGDSaI` for the math).
+    r"""Apply one SGD-SaI step to `params` in place (see `sgdsai.SGDSaI` for the math).
 
     `momentum_buffers[i]` is `None` for a tensor's first step; the new buffer is written back
-    into the list, as in `torch.optim.sgd`. `scales[i]` is the tensor's scale $\\tilde G_i$.
+    into the list, as in `torch.optim.sgd`. `scales[i]` is the tensor's scale $\tilde G_i$.
     `grads` are never modified. `lr` may be a 1-element tensor of any shape; a CPU one costs no
     device synchronisation (one on an accelerator costs one per call). `fused=True` selects the
     compiled kernel of `sgdsai.fused` for the tensors it takes (`None` means `False`); `foreach`

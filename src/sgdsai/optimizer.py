@@ -457,7 +457,8 @@ Args:
         instead of the paper's population std (default: False).
     maximize: maximize the objective instead of minimizing it; ``.grad`` is never modified.
     foreach: use the multi-tensor (``torch._foreach_*``) implementation; ``None`` picks it for
-        CUDA tensors and the single-tensor loop otherwise, as :mod:`torch.optim` does.
+        CUDA tensors, and otherwise torch's fused SGD kernel per tensor (float32 and float64 CPU
+        tensors) or the single-tensor loop, as :mod:`sgdsai.functional` describes.
     reference_group: a ``torch.distributed`` process group over whose ranks the reference
         :math:`M` is maximised (one ``all_reduce`` at the first measuring step, which every rank of
         the group must take together). Give it when ranks own different tensors: ZeRO (see
@@ -472,15 +473,16 @@ Args:
         have a gradient at the first measuring step, an all-zero first gradient included (its
         tensor still waits for a non-zero gradient to start). A 1-element tensor gets
         $1/M$ (raw: 1); non-finite gradients are not special.
-    fused: one ``torch.compile``\ d kernel per tensor (:mod:`sgdsai.fused`): it reads
-        :math:`g, m, \theta` once and writes :math:`m, \theta` once. The first step compiles
-        (seconds); ``None`` means ``False``.
+    fused: one ``torch.compile``\ d kernel per large tensor (:mod:`sgdsai.fused`): it reads
+        :math:`g, m, \theta` once and writes :math:`m, \theta` once, in float32 math at least.
+        The first step compiles (seconds); ``None`` means ``False``.
     stochastic_rounding: do the update in float32 and write bfloat16 weights and buffers back
         with stochastic rounding (unbiased), so updates below half an ulp are not lost.
     momentum_dtype: dtype of the momentum buffer (default: the parameter's). ``torch.bfloat16``
         halves the state of float32 weights (2 bytes per parameter; real parameters only).
-        Either low-precision flag selects the float32-math loop of :mod:`sgdsai.lowprecision`
-        instead of foreach/fused.
+        Either low-precision flag selects float32 math with one rounding per write
+        (:mod:`sgdsai.lowprecision`): the eager loop, or the fused kernel where it rounds no
+        bfloat16 stochastically; never foreach.
 
 Group keys:
     Besides the hyperparameters and flags above, a group may set ``gsnr_reference=False``: its
