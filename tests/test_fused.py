@@ -73,6 +73,15 @@ def test_fused_and_foreach_together_raise_at_construction() -> None:
         SGDSaI(make_params(torch.float32), fused=True, foreach=True)
 
 
+def test_functional_fused_and_foreach_together_raise() -> None:
+    from sgdsai.functional import sgdsai
+
+    params = make_params(torch.float32)
+    with pytest.raises(RuntimeError, match="cannot be `True` together"):
+        sgdsai(params, [torch.ones_like(p) for p in params], [None] * len(params), [1.0] * len(params),
+               lr=0.1, momentum=0.9, weight_decay=0.0, fused=True, foreach=True)  # fmt: skip
+
+
 def test_resume_continues_bit_identically(monkeypatch) -> None:
     monkeypatch.setattr(fused, "MIN_NUMEL", 0)
     start = make_params(torch.float32)
