@@ -125,6 +125,29 @@ def test_torch_kernel_matches_the_eager_loop(monkeypatch, kwargs, dtype) -> None
         torch.testing.assert_close(b, a, **tol)
 
 
+def momentum_then_none(params: list[torch.Tensor], **flags) -> None:
+    """Two steps with momentum, then two with the group's momentum set to 0 (buffers kept)."""
+    opt = SGDSaI(params, 0.1, **flags)
+    run_steps(opt, params, 2)
+    opt.param_groups[0]["momentum"] = 0.0
+    run_steps(opt, params, 2)
+
+
+@pytest.mark.parametrize("flags", [{"foreach": False}, {"foreach": True}, {"fused": True}])
+def test_momentum_set_to_zero_mid_run_steps_without_the_kept_buffer(monkeypatch, flags) -> None:
+    from sgdsai import fused
+
+    monkeypatch.setattr(fused, "MIN_NUMEL", 0)
+    start = make_params(torch.float64)
+    want, got = clone_params(start), clone_params(start)
+    with monkeypatch.context() as patch:
+        patch.setattr(functional, "_torch_kernel_takes", lambda *args: False)
+        momentum_then_none(want, foreach=False)
+    momentum_then_none(got, **flags)
+    for a, b in zip(want, got):
+        torch.testing.assert_close(b, a, rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("maximize", [False, True])
 def test_torch_kernel_starts_momentum_at_the_first_gradient_and_never_writes_grads(maximize) -> None:
     theta = torch.randn(1000, dtype=torch.float64)

@@ -179,7 +179,7 @@ def _torch_kernel_sgdsai(
         if momentum != 0 and first:
             momentum_buffers[i] = torch.empty_like(theta)  # the first-step kernel writes m = s g
         m = momentum_buffers[i]
-        pieces = [theta, grads[i]] if m is None else [theta, grads[i], m]
+        pieces = [theta, grads[i]] if momentum == 0 or m is None else [theta, grads[i], m]
         step = max(CACHE_CHUNK_BYTES // theta.element_size(), 1)
         chunks = [pieces] if decay == 1 else zip(*(torch.split(t.view(-1), step) for t in pieces))
         for theta_c, g_c, *m_c in chunks:
