@@ -3,14 +3,18 @@ same step (the oracle comparisons are in test_parity.py)."""
 
 from __future__ import annotations
 
+import os
+import shutil
+
 import pytest
 import torch
 from conftest import clone_params, make_params, run_steps
 
-from sgdsai import SGDSaI, functional
+from sgdsai import SGDSaI, functional, fused
 from sgdsai.functional import sgdsai
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+NO_CXX = not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++"))
 
 HYPER = [
     pytest.param({}, id="defaults"),
@@ -133,10 +137,15 @@ def momentum_then_none(params: list[torch.Tensor], **flags) -> None:
     run_steps(opt, params, 2)
 
 
-@pytest.mark.parametrize("flags", [{"foreach": False}, {"foreach": True}, {"fused": True}])
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {"foreach": False},
+        {"foreach": True},
+        pytest.param({"fused": True}, marks=pytest.mark.skipif(NO_CXX, reason="no C++")),
+    ],
+)
 def test_momentum_set_to_zero_mid_run_steps_without_the_kept_buffer(monkeypatch, flags) -> None:
-    from sgdsai import fused
-
     monkeypatch.setattr(fused, "MIN_NUMEL", 0)
     start = make_params(torch.float64)
     want, got = clone_params(start), clone_params(start)
@@ -199,12 +208,14 @@ LR_FLAGS = [
     pytest.param({"foreach": False}, id="default"),
     pytest.param({"foreach": True}, id="foreach"),
     pytest.param({"foreach": False, "momentum_dtype": torch.float32}, id="eager float32 math"),
+    pytest.param({"fused": True}, id="fused", marks=pytest.mark.skipif(NO_CXX, reason="no C++ compiler")),
 ]
 
 
 @pytest.mark.parametrize("flags", LR_FLAGS)
 @pytest.mark.parametrize("shape", [(), (1,), (1, 1)])
-def test_one_element_tensor_lr_of_any_shape_works_as_its_value(flags, shape) -> None:
+def test_one_element_tensor_lr_of_any_shape_works_as_its_value(monkeypatch, flags, shape) -> None:
+    monkeypatch.setattr(fused, "MIN_NUMEL", 0)
     start = make_params(torch.float64)
     want, got = clone_params(start), clone_params(start)
     run_steps(SGDSaI(want, 0.1, **flags), want, 4)
