@@ -35,7 +35,7 @@ def kernel_calls(monkeypatch) -> list[int]:
     return calls
 
 
-def test_small_and_noncontiguous_tensors_take_the_eager_path(kernel_calls: list[int]) -> None:
+def test_small_and_noncontiguous_tensors_are_left_to_the_other_kernels(kernel_calls: list[int]) -> None:
     shapes = [(fused.MIN_NUMEL,), (fused.MIN_NUMEL - 1,), (3, 5)]
     start = [*make_params(torch.float32, shapes=shapes), torch.randn(300, 400).t().requires_grad_()]
     a, b = clone_params(start), clone_params(start)
