@@ -128,6 +128,41 @@ def test_the_lab_is_part_of_no_import_cycle() -> None:
     assert lab_cycles == []
 
 
+#: the lab's floors, bottom first: a module imports only from its own floor or the floors below
+LAB_LAYERS = (
+    ("fetch", "readme", "floors"),  # download/verify/cache; README blocks; n-gram floors (pure)
+    ("sources",),
+    ("tasks",),
+    ("zoo",),
+    ("records", "resume"),
+    ("run",),
+    ("sweep",),
+    ("analysis",),
+    ("claims",),
+    ("report",),
+    ("bench",),
+    ("data", "demo"),
+    ("cli",),
+)
+
+
+def _layer(module: str) -> int:
+    part = module.split(".")[1] if "." in module else ""
+    return next((i for i, names in enumerate(LAB_LAYERS) if part in names), -1)
+
+
+def test_every_lab_module_has_a_layer() -> None:
+    lab = [m for m in import_graph() if m.startswith("sgdsai_lab.")]
+    assert lab and [m for m in lab if _layer(m) < 0] == []
+
+
+def test_the_lab_imports_only_downward() -> None:
+    graph = import_graph()
+    upward = [(m, t) for m in graph if m.startswith("sgdsai_lab.") for t in graph[m]
+              if t.startswith("sgdsai_lab.") and _layer(t) > _layer(m)]  # fmt: skip
+    assert upward == []
+
+
 def test_the_core_is_part_of_no_import_cycle() -> None:
     core_cycles = [c for c in cycles(import_graph()) if not any(m.startswith("sgdsai_lab") for m in c)]
     assert [c for c in core_cycles if c not in KNOWN_CORE_CYCLES] == []

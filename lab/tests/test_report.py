@@ -13,8 +13,12 @@ from sgdsai_lab.report import render
 def _record(optimizer: str, lr: float, val: float | None, seed: int = 0, state: int = 100) -> dict:
     diverged = val is None
     return {
-        "schema": 1,
-        "run_id": f"{optimizer}-{lr}-{seed}",
+        "schema": 2,
+        "kind": "run",
+        "id": f"{optimizer}-{lr}-{seed}",
+        "group": "gpt2",
+        "created_utc": "2026-01-01T00:00:00+00:00",
+        "notes": "",
         "preset": "quick",
         "config": {
             "task": "gpt2",
@@ -59,8 +63,7 @@ def test_report_renders_from_records_only(tmp_path) -> None:
         _record("adamw", 1e-2, 3.2, seed=1, state=200),
     ]
     for r in runs:
-        (records / "gpt2" / f"{r['run_id']}.json").write_text(json.dumps(r))
-    (records / "unrelated.json").write_text(json.dumps({"not": "a run"}))
+        (records / "gpt2" / f"{r['id']}.json").write_text(json.dumps(r))
     loaded = load_records(records)
     assert len(loaded) == 5
 
