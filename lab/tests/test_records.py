@@ -16,6 +16,7 @@ DATA = Path(__file__).parent / "data"
 LEGACY = DATA / "legacy_records"  #: a sample of records as the lab wrote them before schema 2
 #: what the code before schema 2 rendered from LEGACY (claims, report, bench tables)
 RENDERED = DATA / "legacy_rendered"
+REPO_RECORDS = Path(__file__).resolve().parents[2] / "experiments" / "records"
 
 
 def _migration():
@@ -155,3 +156,13 @@ def test_write_validates_first_and_leaves_no_temporary_file(tmp_path) -> None:
     with pytest.raises(records.RecordError, match="missing field 'results'"):
         records.write({k: v for k, v in record.to_dict().items() if k != "results"}, tmp_path)
     assert sorted(p.name for p in (tmp_path / "bench").iterdir()) == [path.name]
+
+
+def test_every_record_in_the_repository_is_current() -> None:
+    """One schema across experiments/records (rerun lab/scripts/migrate_records.py after old code wrote some)."""
+    paths = sorted(REPO_RECORDS.rglob("*.json"))
+    assert paths, f"no records under {REPO_RECORDS}"
+    old = [p for p in paths if json.loads(p.read_text()).get("schema") != records.SCHEMA]
+    assert old == [], f"{len(old)} records in an older format; run python lab/scripts/migrate_records.py"
+    for path in paths:
+        records.read(path)
