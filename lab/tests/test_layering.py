@@ -130,7 +130,12 @@ def test_the_lab_is_part_of_no_import_cycle() -> None:
 
 #: the lab's floors, bottom first: a module imports only from its own floor or the floors below
 LAB_LAYERS = (
-    ("fetch", "readme", "floors"),  # download/verify/cache; README blocks; n-gram floors (pure)
+    (
+        "fetch",
+        "readme",
+        "floors",
+        "stats",
+    ),  # download/verify/cache; README blocks; pure n-gram floors and statistics
     ("sources",),
     ("tasks",),
     ("zoo",),
