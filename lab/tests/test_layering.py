@@ -13,13 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = (ROOT / "src", ROOT / "lab" / "src")
-
-#: the two core cycles the dispatcher work removes (issue 10); any other cycle fails
-KNOWN_CORE_CYCLES = ({"sgdsai.optimizer", "sgdsai.distributed"}, {"sgdsai.functional", "sgdsai.fused"})
 
 
 def modules() -> dict[str, Path]:
@@ -169,10 +164,7 @@ def test_the_lab_imports_only_downward() -> None:
 
 
 def test_the_core_is_part_of_no_import_cycle() -> None:
-    core_cycles = [c for c in cycles(import_graph()) if not any(m.startswith("sgdsai_lab") for m in c)]
-    assert [c for c in core_cycles if c not in KNOWN_CORE_CYCLES] == []
-    if core_cycles:
-        pytest.xfail(f"the core's two known cycles remain (the dispatcher work removes them): {core_cycles}")
+    assert [c for c in cycles(import_graph()) if not any(m.startswith("sgdsai_lab") for m in c)] == []
 
 
 def test_the_core_imports_nothing_of_the_lab() -> None:
