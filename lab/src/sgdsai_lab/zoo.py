@@ -90,8 +90,8 @@ class Composite(torch.optim.Optimizer):
         self.defaults = {}
         self.param_groups = [g for o in optimizers for g in o.param_groups]
 
-    @property  # type: ignore[override]
-    def state(self) -> collections.ChainMap:  # read afresh: load_state_dict replaces each state
+    @property  # read afresh: load_state_dict replaces each optimizer's state
+    def state(self) -> collections.ChainMap:  # type: ignore[override]
         return collections.ChainMap(*(o.state for o in self.optimizers))
 
     def step(self, closure=None):
@@ -104,10 +104,10 @@ class Composite(torch.optim.Optimizer):
         for o in self.optimizers:
             o.zero_grad(set_to_none)
 
-    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+    def state_dict(self) -> dict[str, Any]:
         return {"optimizers": [o.state_dict() for o in self.optimizers]}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:  # type: ignore[override]
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         for o, saved in zip(self.optimizers, state_dict["optimizers"], strict=True):
             o.load_state_dict(saved)
         self.param_groups = [g for o in self.optimizers for g in o.param_groups]
