@@ -13,7 +13,7 @@ Each phase has a time limit, and everything lands in one record under `experimen
 (`<date>_gpu-check_<gpu>`), beside the `step_<model>_cuda` records of the benchmark. Exit status 1 if a
 phase failed, 0 otherwise; on a machine without CUDA (or without torch) it says so and exits 0.
 
-It runs on the machine's own Python and torch, from a checkout (`PYTHONPATH=src`, no virtual
+It runs on the machine's own Python and torch, from a checkout (`PYTHONPATH=src:lab/src`, no virtual
 environment, no network). Beyond torch it needs pytest (phase 1) and tqdm (phase 4); matplotlib is
 optional (without it the benchmark writes records without plots, which `sgdsai bench` can draw
 later). Bring missing ones as wheels: `pip install --no-index --find-links WHEELS pytest tqdm`.
@@ -64,7 +64,9 @@ def run_child(cmd: list[str], limit: float) -> dict[str, Any]:
     """Run ``cmd`` from the repository root with ``src`` first on the path; its output goes to the log."""
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(ROOT / "src"), str(ROOT / "lab" / "src"), os.environ.get("PYTHONPATH")])
+        ),
     }
     start = time.perf_counter()
     try:
@@ -160,15 +162,16 @@ def memory_check(model: str) -> dict[str, Any]:
     """Per optimizer: state bytes after three steps, and the peak above parameters + gradients."""
     import torch
 
-    from sgdsai.bench import optimizers, step
+    from sgdsai_lab import zoo
+    from sgdsai_lab.bench import step
 
     factories = {
-        "sgdsai foreach": optimizers.sgdsai(foreach=True),
-        "sgdsai single": optimizers.sgdsai(foreach=False),
-        "sgdsai fused": optimizers.sgdsai(fused=True),
-        "sgdsai bf16 momentum": optimizers.sgdsai(momentum_dtype=torch.bfloat16),
-        "adamw fused": optimizers.adamw(fused=True),
-        "sgd fused": optimizers.sgd_momentum(fused=True),
+        "sgdsai foreach": zoo.profiled("sgdsai", foreach=True),
+        "sgdsai single": zoo.profiled("sgdsai", foreach=False),
+        "sgdsai fused": zoo.profiled("sgdsai", fused=True),
+        "sgdsai bf16 momentum": zoo.profiled("sgdsai", momentum_dtype=torch.bfloat16),
+        "adamw fused": zoo.profiled("adamw", fused=True),
+        "sgd fused": zoo.profiled("sgdm", fused=True),
     }
     rows: dict[str, Any] = {}
     for name, build in factories.items():
@@ -208,7 +211,7 @@ def memory_check(model: str) -> dict[str, Any]:
 
 
 def bench(model: str, plot: bool) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "sgdsai.cli", "bench", "step", "--model", model, "--device", "cuda",
+    cmd = [sys.executable, "-m", "sgdsai_lab.cli", "bench", "step", "--model", model, "--device", "cuda",
            "--rounds", "15", "--steps", "5", "--warmup", "3", "--note", "make gpu-check",
            "--only", *BENCH_CANDIDATES]  # fmt: skip
     if not plot:
@@ -225,10 +228,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not cuda_available():
         return 0
-    sys.path.insert(0, str(ROOT / "src"))
+    sys.path[:0] = [str(ROOT / "src"), str(ROOT / "lab" / "src")]
     import torch
 
-    from sgdsai.bench import record
+    from sgdsai_lab import records
 
     start = time.perf_counter()
     absent = missing("pytest", "tqdm")
@@ -255,10 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     gpu = torch.cuda.get_device_name().replace(" ", "-").lower()
     config = {"models": list(MODELS), "bench_candidates": list(BENCH_CANDIDATES), "limits_s": LIMITS,
               "skipped": args.skip, "not_installed": absent, "seconds": round(elapsed, 1)}  # fmt: skip
-    folder = record.write(f"gpu-check_{gpu}", config, results, packages=("pytest", "tqdm", "matplotlib"),
-                          root=ROOT / record.RECORDS)  # fmt: skip
+    root = ROOT / records.RECORDS
+    rec = records.bench_record(f"gpu-check_{gpu}", config, results, packages=("pytest", "tqdm", "matplotlib"),
+                               root=root, device="cuda")  # fmt: skip
+    path = records.write(rec, root)
     failed = [name for name, r in results.items() if not r.get("ok")]
-    logger.info("gpu-check: %.0f s, record %s; %s", elapsed, folder / "record.json",
+    logger.info("gpu-check: %.0f s, record %s; %s", elapsed, path,
                 f"FAILED: {', '.join(failed)}" if failed else "all phases passed")  # fmt: skip
     return 1 if failed else 0
 

@@ -6,13 +6,13 @@ from sgdsai_lab.analysis import group
 from sgdsai_lab.claims import RULES, Stated, claims_markdown, recorded_floor
 from sgdsai_lab.stats import Margin
 
-from .test_report import _accuracy_record
+from .fake_records import accuracy_record
 
 KEY = ("vit", "stdlib", "tiny", 4, "quick")
 
 
 def _cell(optimizer: str, lr: float, accuracies: list[float]) -> list[dict]:
-    return [_accuracy_record(optimizer, lr, 0.01, acc, seed=seed) for seed, acc in enumerate(accuracies)]
+    return [accuracy_record(optimizer, lr, 0.01, acc, seed=seed) for seed, acc in enumerate(accuracies)]
 
 
 def _bracketed(optimizer: str, peak: float, seeds: int = 3) -> list[dict]:

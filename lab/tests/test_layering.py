@@ -13,13 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = (ROOT / "src", ROOT / "lab" / "src")
-
-#: the two core cycles the dispatcher work removes (issue 10); any other cycle fails
-KNOWN_CORE_CYCLES = ({"sgdsai.optimizer", "sgdsai.distributed"}, {"sgdsai.functional", "sgdsai.fused"})
 
 
 def modules() -> dict[str, Path]:
@@ -128,11 +123,48 @@ def test_the_lab_is_part_of_no_import_cycle() -> None:
     assert lab_cycles == []
 
 
+#: the lab's floors, bottom first: a module imports only from its own floor or the floors below
+LAB_LAYERS = (
+    (
+        "fetch",
+        "readme",
+        "floors",
+        "stats",
+    ),  # download/verify/cache; README blocks; pure n-gram floors and statistics
+    ("sources",),
+    ("tasks",),
+    ("zoo",),
+    ("records", "resume"),
+    ("run",),
+    ("sweep",),
+    ("analysis",),
+    ("claims",),
+    ("report",),
+    ("bench",),
+    ("data", "demo"),
+    ("cli",),
+)
+
+
+def _layer(module: str) -> int:
+    part = module.split(".")[1] if "." in module else ""
+    return next((i for i, names in enumerate(LAB_LAYERS) if part in names), -1)
+
+
+def test_every_lab_module_has_a_layer() -> None:
+    lab = [m for m in import_graph() if m.startswith("sgdsai_lab.")]
+    assert lab and [m for m in lab if _layer(m) < 0] == []
+
+
+def test_the_lab_imports_only_downward() -> None:
+    graph = import_graph()
+    upward = [(m, t) for m in graph if m.startswith("sgdsai_lab.") for t in graph[m]
+              if t.startswith("sgdsai_lab.") and _layer(t) > _layer(m)]  # fmt: skip
+    assert upward == []
+
+
 def test_the_core_is_part_of_no_import_cycle() -> None:
-    core_cycles = [c for c in cycles(import_graph()) if not any(m.startswith("sgdsai_lab") for m in c)]
-    assert [c for c in core_cycles if c not in KNOWN_CORE_CYCLES] == []
-    if core_cycles:
-        pytest.xfail(f"the core's two known cycles remain (the dispatcher work removes them): {core_cycles}")
+    assert [c for c in cycles(import_graph()) if not any(m.startswith("sgdsai_lab") for m in c)] == []
 
 
 def test_the_core_imports_nothing_of_the_lab() -> None:

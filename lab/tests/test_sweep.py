@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from sgdsai_lab import sweep
 from sgdsai_lab.run import RunConfig, record_path
+
+
+def _record(config: RunConfig, **metrics) -> dict:
+    """A valid run record carrying only ``metrics``, as a fake training run returns it."""
+    return {"schema": 2, "kind": "run", "id": config.run_id, "group": config.task, "created_utc": "2026-01-01",
+            "git": {}, "versions": {}, "machine": {}, "config": dataclasses.asdict(config.resolved()), "notes": "",
+            "metrics": metrics, "loss_curve": [], "state_bytes": 0}  # fmt: skip
 
 
 def _configs():
@@ -35,9 +44,7 @@ def test_sweep_resumes_without_redoing_finished_runs(tmp_path, monkeypatch) -> N
     killed = configs[1]
     record_path(killed, tmp_path).unlink()  # a run cut off before its atomic write left no record
     trained = []
-    monkeypatch.setattr(
-        sweep, "run", lambda config, *args: trained.append(config) or {"run_id": config.run_id}
-    )
+    monkeypatch.setattr(sweep, "run", lambda config, *args: trained.append(config) or _record(config))
     assert sweep.run_sweep(configs, tmp_path) == (1, 2)
     assert trained == [killed]
 
@@ -47,7 +54,7 @@ def test_best_seeds_run_at_each_optimizers_best_grid_point(tmp_path, monkeypatch
     accuracy = {1e-3: 0.2, 1e-2: 0.7, 0.1: 0.5}
 
     def fake_run(config, *args):
-        return {"run_id": config.run_id, "metrics": {"diverged": False, "val_accuracy": accuracy[config.lr]}}
+        return _record(config, diverged=False, val_accuracy=accuracy[config.lr])
 
     monkeypatch.setattr(sweep, "run", fake_run)
     assert sweep.best_seed_configs(configs, tmp_path, "val_accuracy", [1, 2]) == []  # grid not run yet
@@ -90,10 +97,7 @@ def test_grid_extends_past_an_edge_until_the_best_is_bracketed(tmp_path, monkeyp
 
     def fake_run(config, *args):
         diverged = config.lr > 20
-        return {
-            "run_id": config.run_id,
-            "metrics": {"diverged": diverged, "val_loss": None if diverged else 1 / config.lr},
-        }
+        return _record(config, diverged=diverged, val_loss=None if diverged else 1 / config.lr)
 
     monkeypatch.setattr(sweep, "run", fake_run)
     sweep.run_sweep(configs, tmp_path)
@@ -112,8 +116,6 @@ def test_grid_extends_past_an_edge_until_the_best_is_bracketed(tmp_path, monkeyp
 def test_grid_extends_downwards_when_the_smallest_lr_is_best(tmp_path, monkeypatch) -> None:
     base = RunConfig("vit", "adamw", 0.0, 0.1, 3, data="synthetic", batch_size=8, preset="test")
     configs = sweep.grid(base, ["adamw"], {"adamw": [3.16e-4, 1e-3, 3.16e-3]}, {"adamw": [0.1]}, [0])
-    monkeypatch.setattr(
-        sweep, "run", lambda c, *args: {"run_id": c.run_id, "metrics": {"diverged": False, "val_loss": c.lr}}
-    )
+    monkeypatch.setattr(sweep, "run", lambda c, *args: _record(c, diverged=False, val_loss=c.lr))
     sweep.run_sweep(configs, tmp_path)
     assert [c.lr for c in sweep.extension(configs, tmp_path, "val_loss")] == [1e-4]

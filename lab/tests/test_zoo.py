@@ -95,3 +95,12 @@ def test_muon_resumes_exactly_from_its_state_dict() -> None:
         optimizer.step()
     for (name, a), b in zip(task.model.state_dict().items(), twin.model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_the_documented_table_lists_every_entry_with_its_defaults() -> None:
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "experiments.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line.split("|")[-2].strip() for line in docs.splitlines()
+            if line.startswith("| `")}  # fmt: skip
+    assert {n: f"{e.lr:g}, {e.weight_decay:g}" for n, e in OPTIMIZERS.items()}.items() <= rows.items()

@@ -8,7 +8,6 @@ otherwise; diverged runs count as the worst possible when choosing a best point.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import statistics
@@ -16,23 +15,15 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from sgdsai_lab import records as record_files
 from sgdsai_lab.sweep import metric_value  # the sweep's own rule for its best point
 
 logger = logging.getLogger(__name__)
 
 
 def load_records(records: Path) -> list[dict[str, Any]]:
-    """Every training record under ``records`` (other JSON files there are ignored)."""
-    out = []
-    for path in sorted(records.rglob("*.json")):
-        try:
-            record = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError):
-            logger.warning("unreadable record skipped: %s", path)
-            continue
-        if isinstance(record, dict) and record.get("schema") == 1 and "loss_curve" in record:
-            out.append(record)
-    return out
+    """Every training-run record under ``records``, validated (benchmark records are left out)."""
+    return [r.to_dict() for r in record_files.read_all(records, "run")]
 
 
 def setting(record: dict[str, Any]) -> tuple:

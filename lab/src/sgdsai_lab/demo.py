@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sgdsai_lab.run import RunConfig, record_path, write_record
+    from sgdsai_lab import records as record_files
+    from sgdsai_lab.run import RunConfig
     from sgdsai_lab.run import run as train
 
     def config(optimizer: str, lr: float, weight_decay: float) -> RunConfig:
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     ]
     records = [sgdsai] + [train(config(*point)) for point in plan]
     for record in records:
-        write_record(record, record_path(RunConfig(**record["config"]), args.out / "records"))
+        record_files.write(record, args.out / "records")
     table = summary(records, reference)
     (args.out / "summary.md").write_text(table + "\n")
     plot(records, args.out / "demo.png")

@@ -20,18 +20,15 @@ import hashlib
 import json
 import logging
 import math
-import os
 import platform
 import statistics
-import subprocess
 import time
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from sgdsai_lab import records
 from sgdsai_lab.resume import DEFAULT_EVERY_S, Checkpointer, checkpoint_path
 
 logger = logging.getLogger(__name__)
@@ -44,7 +41,6 @@ DEFAULT_DATA = {
     "lora-cls": "fortunes",
     "cnn": "fashion-mnist",
 }
-SCHEMA = 1
 #: Bumped whenever a task's data or model definition changes, so older records get other run ids
 #: and a sweep does not take them for current ones. 2: stdlib split by file, not by position;
 #: gpt2 3: fixed validation and test windows (held-out halves), whatever the batch size.
@@ -80,8 +76,12 @@ class RunConfig:
     @property
     def run_id(self) -> str:
         """Readable prefix plus a hash of every field: equal ids mean equal runs."""
+        return self.run_id_at(task_revision(self.task))
+
+    def run_id_at(self, revision: int) -> str:
+        """:attr:`run_id` under task revision ``revision`` (for records of an older revision)."""
         c = self.resolved()
-        key = json.dumps({**dataclasses.asdict(c), "task_revision": task_revision(c.task)}, sort_keys=True)
+        key = json.dumps({**dataclasses.asdict(c), "task_revision": revision}, sort_keys=True)
         digest = hashlib.sha256(key.encode()).hexdigest()[:8]
         return f"{c.task}-{c.data}-{c.size}-{c.optimizer}-lr{c.lr:g}-wd{c.weight_decay:g}-s{c.seed}-{digest}"
 
@@ -126,7 +126,7 @@ def run(
     )
     checkpointer = Checkpointer(checkpoint, config.run_id, checkpoint_every_s)
     progress = checkpointer.load(model, opt, sched)
-    progress.started_at = progress.started_at or datetime.now(timezone.utc).isoformat(timespec="seconds")
+    progress.started_at = progress.started_at or records.now_utc()
     losses = progress.losses  # [step, loss or None when diverged, lr]
     evals = progress.evals
     trace: dict[str, Any] = {
@@ -185,17 +185,18 @@ def run(
     }
     scales = opt.gsnr(model) if isinstance(opt, SGDSaI) else None
     return {
-        "schema": SCHEMA,
-        "task_revision": task_revision(config.task),
-        "run_id": config.run_id,
-        "preset": config.preset,
+        "schema": records.SCHEMA,
+        "kind": "run",
+        "id": config.run_id,
+        "group": config.task,
+        "created_utc": progress.started_at,
+        **records.environment(tuple(filter(None, [OPTIMIZERS[config.optimizer].package])), device),
         "config": dataclasses.asdict(config),
+        "notes": "",
+        "task_revision": task_revision(config.task),
+        "preset": config.preset,
         "task_description": task.description,
         "optimizer_description": OPTIMIZERS[config.optimizer].description,
-        "versions": _versions(OPTIMIZERS[config.optimizer].package),
-        "git": _git(),
-        "machine": _machine(device),
-        "started_at": progress.started_at,
         "wall_clock_s": wall,
         "median_step_ms": 1e3 * statistics.median(step_s) if step_s else None,
         "median_iter_ms": 1e3 * statistics.median(iter_s) if iter_s else None,
@@ -213,14 +214,6 @@ def run(
         "sgdsai_scales": scales,
         "sgdsai_gsnr_max": opt.param_groups[0]["gsnr_max"] if isinstance(opt, SGDSaI) else None,
     }
-
-
-def write_record(record: dict[str, Any], path: Path) -> None:
-    """Write atomically: a killed run leaves no record, so a sweep reruns it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(record, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
 
 
 def _peak_rss_mib() -> float | None:
@@ -241,43 +234,6 @@ def _to(batch: Any, device: str) -> Any:
 
 def _finite(value: Any) -> Any:
     return value if not isinstance(value, float) or math.isfinite(value) else None
-
-
-def _versions(package: str | None) -> dict[str, str | None]:
-    names = ["torch", "transformers", "sgdsai", *([package] if package else [])]
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def _git() -> dict[str, Any]:
-    root = Path(__file__).resolve().parent
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        )
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                capture_output=True, text=True, check=True)  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return {"sha": None, "dirty": None}
-    return {"sha": sha.stdout.strip(), "dirty": bool(status.stdout.strip())}
-
-
-def _machine(device: str) -> dict[str, Any]:
-    info = {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "device": device,
-    }
-    if device.startswith("cuda") and torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name(device)
-    return info
 
 
 def add_run_arguments(p: argparse.ArgumentParser) -> None:
@@ -348,7 +304,7 @@ def _main(args: argparse.Namespace) -> int:
         return 0
     checkpoint = checkpoint_path(path)
     record = run(config, args.device, checkpoint, args.checkpoint_every)
-    write_record(record, path)
+    records.write(record, args.records)
     checkpoint.unlink(missing_ok=True)
     m = record["metrics"]
     logger.info("%s: %s -> %s", config.run_id, {k: v for k, v in m.items()}, path)

@@ -17,8 +17,9 @@ import math
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from sgdsai_lab import records as record_files
 from sgdsai_lab.resume import DEFAULT_EVERY_S, checkpoint_path
-from sgdsai_lab.run import RunConfig, record_path, run, write_record
+from sgdsai_lab.run import RunConfig, record_path, run
 
 logger = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ def run_sweep(
             skipped += 1
             continue
         checkpoint = checkpoint_path(path)
-        write_record(run(config, device, checkpoint, checkpoint_every_s), path)
+        record_files.write(run(config, device, checkpoint, checkpoint_every_s), records)
         checkpoint.unlink(missing_ok=True)
         ran += 1
     logger.info("sweep: %d runs done, %d already recorded, records in %s", ran, skipped, records)
@@ -226,7 +227,6 @@ def metric_value(record: dict, metric: str) -> float:
 def best_points(configs: Sequence[RunConfig], records: Path, metric: str) -> dict[str, RunConfig]:
     """Each optimizer's best config among ``configs``, judged by their records; optimizers with a
     missing record are left out (their grid has not finished)."""
-    import json
 
     by_optimizer: dict[str, list[RunConfig]] = {}
     for config in configs:
@@ -236,7 +236,7 @@ def best_points(configs: Sequence[RunConfig], records: Path, metric: str) -> dic
         paths = [record_path(c, records) for c in group]
         if not all(path.exists() for path in paths):
             continue
-        scores = [metric_value(json.loads(path.read_text()), metric) for path in paths]
+        scores = [metric_value(record_files.read(path).to_dict(), metric) for path in paths]
         best[optimizer] = group[max(range(len(group)), key=scores.__getitem__)]
     return best
 
@@ -269,7 +269,6 @@ def extension(configs: Sequence[RunConfig], records: Path, metric: str) -> list[
     """The next lr to try for each optimizer whose best lr (all records present) lies at an edge
     of its tried lrs: one grid step beyond that edge, at the best cell's weight decay. A tried
     neighbour on each side brackets the best, a diverged one included."""
-    import json
 
     best = best_points(configs, records, metric)
     out = []
@@ -279,7 +278,7 @@ def extension(configs: Sequence[RunConfig], records: Path, metric: str) -> list[
         )
         if len(tried) < 2:
             continue
-        score = json.loads(record_path(point, records).read_text())
+        score = record_files.read(record_path(point, records)).to_dict()
         if point.lr == tried[0] or metric_value(score, metric) == -math.inf:
             out.append(dataclasses.replace(point, lr=_grid_step(tried[0], tried[1], -1)))
         elif point.lr == tried[-1]:

@@ -35,7 +35,7 @@ def test_cap_below_the_interpreter_is_a_clean_does_not_fit(tiny: str) -> None:
 
 def test_run_writes_record_and_table(tiny: str, tmp_path) -> None:
     fits.run(argparse.Namespace(model=tiny, limit_gib=64.0, context=8, only=["sgd-momentum"], out=tmp_path))
-    (folder,) = tmp_path.iterdir()
-    rec = json.loads((folder / "record.json").read_text())
+    (path,) = (tmp_path / "bench").glob("*.json")
+    rec = json.loads(path.read_text())
     assert rec["results"][0]["fits"]
     assert fits.markdown(rec)[2].startswith("| sgd-momentum | yes |")

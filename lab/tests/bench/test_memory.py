@@ -58,10 +58,10 @@ def test_state_is_buffers_per_param_plus_a_scalar_per_tensor(tiny: str, opt_name
 def test_run_writes_record_plot_and_table(tiny: str, tmp_path) -> None:
     pytest.importorskip("matplotlib")
     memory.run(argparse.Namespace(models=[tiny], out=tmp_path))
-    (folder,) = tmp_path.iterdir()
-    rec = json.loads((folder / "record.json").read_text())
+    (path,) = (tmp_path / "bench").glob("*.json")
+    rec = json.loads(path.read_text())
     assert {r["optimizer"] for r in rec["results"]} >= {"sgdsai", "adamw", "sgd-momentum"}
-    assert rec["git_sha"] is None or len(rec["git_sha"]) >= 40
-    assert (folder / "memory.png").stat().st_size > 0
+    assert rec["git"]["sha"] is None or len(rec["git"]["sha"]) >= 40
+    assert (tmp_path / "bench" / f"{path.stem}-memory.png").stat().st_size > 0
     table = memory.markdown(rec)
     assert table[2].startswith("| tiny |") and "GiB" in table[2]

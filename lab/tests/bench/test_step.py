@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from sgdsai_lab.bench import record, step, table
+from sgdsai_lab import records
+from sgdsai_lab.bench import step, table
 
 
 def test_gpt2_shapes_have_gpt2_small_parameter_count() -> None:
@@ -49,25 +50,25 @@ def test_run_writes_record_and_table_renders_it(monkeypatch, tmp_path) -> None:
         plot=True,
     )
     step.run(args)
-    (folder,) = tmp_path.iterdir()
-    rec = record.load(folder)
+    (path,) = (tmp_path / "bench").glob("*.json")
+    rec = records.read(path).to_dict()
     assert set(rec["results"]["candidates"]) == {"probe", "g-SNR pass", *only}
     assert all(len(r["samples_ms"]) == 2 for r in rec["results"]["candidates"].values())
-    assert (folder / "step.png").stat().st_size > 0
+    assert (tmp_path / "bench" / f"{path.stem}-step.png").stat().st_size > 0
     text = table.render(tmp_path)
-    assert "| sgdsai single |" in text and folder.name in text and "test" in text
+    assert "| sgdsai single |" in text and path.stem in text and "test" in text
     step.run(args)  # a rerun of the same benchmark supersedes the first in the README's table
-    newer = sorted(tmp_path.iterdir())[-1]  # the rerun gets the suffixed folder
+    newer = sorted((tmp_path / "bench").glob("*.json"))[-1]  # the rerun gets the suffixed id
     assert table.render(tmp_path).count("Record [") == 2
     latest = table.render(tmp_path, latest=True)
-    assert latest.count("Record [") == 1 and newer.name in latest
+    assert latest.count("Record [") == 1 and newer.stem in latest
 
 
 def test_records_are_never_overwritten(tmp_path) -> None:
-    first = record.write("x", {}, [1], root=tmp_path)
-    second = record.write("x", {}, [2], root=tmp_path)
+    first = records.write(records.bench_record("x", {}, [1], root=tmp_path), tmp_path)
+    second = records.write(records.bench_record("x", {}, [2], root=tmp_path), tmp_path)
     assert first != second
-    assert record.load(first)["results"] == [1] and record.load(second)["results"] == [2]
+    assert records.read(first).body["results"] == [1] and records.read(second).body["results"] == [2]
 
 
 def test_figure1_plots_state_and_step_time_from_the_records(tmp_path) -> None:
@@ -90,5 +91,5 @@ def test_no_plot_writes_the_record_without_a_plot(monkeypatch, tmp_path) -> None
          str(tmp_path), "--no-plot"]
     )  # fmt: skip
     args.run(args)
-    (folder,) = tmp_path.iterdir()
-    assert (folder / "record.json").is_file() and not (folder / "step.png").exists()
+    (path,) = (tmp_path / "bench").iterdir()
+    assert path.suffix == ".json" and records.read(path).body["name"] == "step_tiny_cpu"

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sgdsai_lab.bench import record
+from sgdsai_lab import records
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--context", type=int, default=128, help="tokens in the one training sequence")
     p.add_argument("--only", nargs="+", choices=CANDIDATES, default=list(CANDIDATES))
-    p.add_argument("--out", type=Path, default=record.RECORDS)
+    p.add_argument("--out", type=Path, default=records.RECORDS)
     p.set_defaults(run=run)
 
 
@@ -61,16 +61,12 @@ def run(args: argparse.Namespace) -> int:
         "dtype": "float32",
         "limit": "RLIMIT_AS (virtual memory), set before torch is imported",
     }
-    folder = record.write(
-        f"fits_{args.model}_{args.limit_gib:g}gib",
-        config,
-        results,
-        packages=("transformers", "adam-mini"),
-        root=args.out,
-    )
-    for line in markdown(record.load(folder)):
+    rec = records.bench_record(f"fits_{args.model}_{args.limit_gib:g}gib", config, results,
+                               packages=("adam-mini",), root=args.out)  # fmt: skip
+    path = records.write(rec, args.out)
+    for line in markdown(rec.to_dict()):
         logger.info(line)
-    logger.info("record: %s", folder / "record.json")
+    logger.info("record: %s", path)
     return 0
 
 

@@ -21,8 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sgdsai_lab import zoo
-from sgdsai_lab.bench import record
+from sgdsai_lab import records, zoo
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "memory", help="optimizer-state bytes of GPT-2 124M..1.5B and Llama-2-7B (meta device)"
     )
     p.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
-    p.add_argument("--out", type=Path, default=record.RECORDS)
+    p.add_argument("--out", type=Path, default=records.RECORDS)
     p.set_defaults(run=run)
 
 
@@ -153,13 +152,14 @@ def run(args: argparse.Namespace) -> int:
         "Optimizer state after one step, counted tensor by tensor on the meta device; tied embeddings count once. "
         "GiB = 2**30 bytes (the paper's 'GB'), GB = 1e9 bytes."
     )
-    folder = record.write(
-        "memory_state", config, results, packages=("transformers", "adam-mini"), notes=notes, root=args.out
+    rec = records.bench_record(
+        "memory_state", config, results, packages=("adam-mini",), notes=notes, root=args.out
     )
-    plot(record.load(folder), folder / "memory.png")
-    for line in markdown(record.load(folder)):
+    path = records.write(rec, args.out)
+    plot(rec.to_dict(), records.figure_path(rec, args.out, "memory"))
+    for line in markdown(rec.to_dict()):
         logger.info(line)
-    logger.info("record: %s", folder / "record.json")
+    logger.info("record: %s", path)
     return 0
 
 

@@ -30,8 +30,7 @@ from typing import Any
 import torch
 
 from sgdsai import SGDSaI
-from sgdsai_lab import zoo
-from sgdsai_lab.bench import record
+from sgdsai_lab import records, zoo
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu or cuda (each timing synchronises the device)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--note", default="", help="free text stored in the record (e.g. 'machine shared')")
-    p.add_argument("--out", type=Path, default=record.RECORDS)
+    p.add_argument("--out", type=Path, default=records.RECORDS)
     p.add_argument(
         "--no-plot", dest="plot", action="store_false", help="write the record only (no matplotlib needed)"
     )
@@ -222,15 +221,14 @@ def run(args: argparse.Namespace) -> int:
         },
     }
     packages = ("sgd-sai", "pytorch-optimizer", "tqdm")
-    folder = record.write(
-        f"step_{args.model}_{device.type}", config, results, packages=packages, notes=args.note, root=args.out
-    )
-    rec = record.load(folder)
+    rec = records.bench_record(f"step_{args.model}_{device.type}", config, results, packages=packages,
+                               notes=args.note, root=args.out, device=device.type)  # fmt: skip
+    path = records.write(rec, args.out)
     if args.plot:
-        plot(rec, folder / "step.png")
-    for line in markdown(rec):
+        plot(rec.to_dict(), records.figure_path(rec, args.out, "step"))
+    for line in markdown(rec.to_dict()):
         logger.info(line)
-    logger.info("record: %s", folder / "record.json")
+    logger.info("record: %s", path)
     return 0
 
 

@@ -1,6 +1,6 @@
 """``sgdsai bench table``: the markdown tables of the benchmark records, for the README.
 
-Reads only records (``experiments/records/*/record.json``); each kind of record renders itself
+Reads only benchmark records (``experiments/records/bench/*.json``); each kind of record renders itself
 with its module's ``markdown(record)``.
 """
 
@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from sgdsai_lab.bench import record
+from sgdsai_lab import records as record_files
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ RENDERERS = {
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("table", help="markdown tables from the benchmark records (for the README)")
-    p.add_argument("--records", type=Path, default=record.RECORDS)
+    p.add_argument("--records", type=Path, default=record_files.RECORDS)
     p.add_argument("--output", type=Path, help="write here instead of standard output")
     p.add_argument(
         "--readme", type=Path, help="replace the block between <!-- bench:begin/end --> markers in this file"
@@ -52,9 +52,9 @@ def figure(records: Path, path: Path) -> bool:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import NullFormatter
 
-    loaded = [record.load(p) for p in sorted(records.glob("*/record.json"))]
+    loaded = [r.to_dict() for r in record_files.read_all(records, "bench")]
     memory = [r for r in loaded if r["name"].startswith("memory_state")]
-    newest = {r["name"]: r for r in sorted(loaded, key=lambda r: r["time_utc"])}
+    newest = {r["name"]: r for r in sorted(loaded, key=lambda r: r["created_utc"])}
     steps = [
         r for r in newest.values() if r["name"].startswith("step_") and r["config"].get("device") == "cpu"
     ]
@@ -96,20 +96,20 @@ def render(records: Path, *, latest: bool = False) -> str:
     """Every record's table; with ``latest``, only the newest record of each name (a benchmark
     rerun with the same configuration supersedes the older one, which stays on disk)."""
     sections = []
-    paths = sorted(records.glob("*/record.json"))
+    loaded = record_files.read_all(records, "bench")
     if latest:
-        newest = {record.load(p)["name"]: p for p in sorted(paths, key=lambda p: record.load(p)["time_utc"])}
-        paths = sorted(newest.values())
-    for path in paths:
-        rec = record.load(path)
+        newest = {r.body["name"]: r for r in sorted(loaded, key=lambda r: r.created_utc)}
+        loaded = sorted(newest.values(), key=lambda r: r.id)
+    for found in loaded:
+        rec, path = found.to_dict(), found.path(records)
         module = next((m for prefix, m in RENDERERS.items() if rec["name"].startswith(prefix)), None)
         if module is None:
             continue
         lines = importlib.import_module(module).markdown(rec)
         machine = rec["machine"]
         source = (
-            f"Record [`{path.parent.name}`]({path.as_posix()}): {machine['cpu']}, {machine['torch_threads']} "
-            f"threads, torch {rec['versions']['torch']}, git {rec['git_sha']}."
+            f"Record [`{found.id}`]({path.as_posix()}): {machine['cpu']}, {machine['torch_threads']} "
+            f"threads, torch {rec['versions']['torch']}, git {rec['git']['sha']}{'-dirty' if rec['git']['dirty'] else ''}."
         )
         notes = f" {rec['notes'].rstrip('.')}." if rec.get("notes") else ""
         load = rec["config"].get("load_average_at_start")
