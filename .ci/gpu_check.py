@@ -13,7 +13,7 @@ Each phase has a time limit, and everything lands in one record under `experimen
 (`<date>_gpu-check_<gpu>`), beside the `step_<model>_cuda` records of the benchmark. Exit status 1 if a
 phase failed, 0 otherwise; on a machine without CUDA (or without torch) it says so and exits 0.
 
-It runs on the machine's own Python and torch, from a checkout (`PYTHONPATH=src`, no virtual
+It runs on the machine's own Python and torch, from a checkout (`src` and `lab/src` on the path, no virtual
 environment, no network). Beyond torch it needs pytest (phase 1) and tqdm (phase 4); matplotlib is
 optional (without it the benchmark writes records without plots, which `sgdsai bench` can draw
 later). Bring missing ones as wheels: `pip install --no-index --find-links WHEELS pytest tqdm`.
@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+PATHS = (ROOT / "src", ROOT / "lab" / "src")  # the optimizer and the lab, from the checkout
 MODELS = ("gpt2-124m", "gpt2-355m")
 #: SGD-SaI's paths and torch's references, as `sgdsai bench step --only` names them
 BENCH_CANDIDATES = ("sgdsai foreach", "sgdsai single", "sgdsai fused", "adamw fused", "adamw foreach",
@@ -61,10 +62,10 @@ def missing(*modules: str) -> list[str]:
 
 
 def run_child(cmd: list[str], limit: float) -> dict[str, Any]:
-    """Run ``cmd`` from the repository root with ``src`` first on the path; its output goes to the log."""
+    """Run ``cmd`` from the repository root with the checkout first on the path; output goes to the log."""
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "src"), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": os.pathsep.join(filter(None, [*map(str, PATHS), os.environ.get("PYTHONPATH")])),
     }
     start = time.perf_counter()
     try:
@@ -81,9 +82,8 @@ def run_child(cmd: list[str], limit: float) -> dict[str, Any]:
 
 
 def cuda_tests() -> dict[str, Any]:
-    files = sorted(
-        str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py") if "mark.cuda" in p.read_text()
-    )
+    tests = [*(ROOT / "tests").rglob("test_*.py"), *(ROOT / "lab" / "tests").rglob("test_*.py")]
+    files = sorted(str(p.relative_to(ROOT)) for p in tests if "mark.cuda" in p.read_text())
     cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", "-rs", *files]
     result = run_child(cmd, LIMITS["tests"])
     result["ok"] = result["returncode"] == 0
@@ -160,15 +160,16 @@ def memory_check(model: str) -> dict[str, Any]:
     """Per optimizer: state bytes after three steps, and the peak above parameters + gradients."""
     import torch
 
-    from sgdsai.bench import optimizers, step
+    from sgdsai_lab import zoo
+    from sgdsai_lab.bench import step
 
     factories = {
-        "sgdsai foreach": optimizers.sgdsai(foreach=True),
-        "sgdsai single": optimizers.sgdsai(foreach=False),
-        "sgdsai fused": optimizers.sgdsai(fused=True),
-        "sgdsai bf16 momentum": optimizers.sgdsai(momentum_dtype=torch.bfloat16),
-        "adamw fused": optimizers.adamw(fused=True),
-        "sgd fused": optimizers.sgd_momentum(fused=True),
+        "sgdsai foreach": zoo.profiled("sgdsai", foreach=True),
+        "sgdsai single": zoo.profiled("sgdsai", foreach=False),
+        "sgdsai fused": zoo.profiled("sgdsai", fused=True),
+        "sgdsai bf16 momentum": zoo.profiled("sgdsai", momentum_dtype=torch.bfloat16),
+        "adamw fused": zoo.profiled("adamw", fused=True),
+        "sgd fused": zoo.profiled("sgdm", fused=True),
     }
     rows: dict[str, Any] = {}
     for name, build in factories.items():
@@ -208,7 +209,7 @@ def memory_check(model: str) -> dict[str, Any]:
 
 
 def bench(model: str, plot: bool) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "sgdsai.cli", "bench", "step", "--model", model, "--device", "cuda",
+    cmd = [sys.executable, "-m", "sgdsai_lab.cli", "bench", "step", "--model", model, "--device", "cuda",
            "--rounds", "15", "--steps", "5", "--warmup", "3", "--note", "make gpu-check",
            "--only", *BENCH_CANDIDATES]  # fmt: skip
     if not plot:
@@ -225,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not cuda_available():
         return 0
-    sys.path.insert(0, str(ROOT / "src"))
+    sys.path[:0] = map(str, PATHS)
     import torch
 
-    from sgdsai.bench import record
+    from sgdsai_lab.bench import record
 
     start = time.perf_counter()
     absent = missing("pytest", "tqdm")
