@@ -13,7 +13,11 @@ Each phase has a time limit, and everything lands in one record under `experimen
 (`<date>_gpu-check_<gpu>`), beside the `step_<model>_cuda` records of the benchmark. Exit status 1 if a
 phase failed, 0 otherwise; on a machine without CUDA (or without torch) it says so and exits 0.
 
+<<<<<<< HEAD
 It runs on the machine's own Python and torch, from a checkout (`PYTHONPATH=src:lab/src`, no virtual
+=======
+It runs on the machine's own Python and torch, from a checkout (`src` and `lab/src` on the path, no virtual
+>>>>>>> docs
 environment, no network). Beyond torch it needs pytest (phase 1) and tqdm (phase 4); matplotlib is
 optional (without it the benchmark writes records without plots, which `sgdsai bench` can draw
 later). Bring missing ones as wheels: `pip install --no-index --find-links WHEELS pytest tqdm`.
@@ -32,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+PATHS = (ROOT / "src", ROOT / "lab" / "src")  # the optimizer and the lab, from the checkout
 MODELS = ("gpt2-124m", "gpt2-355m")
 #: SGD-SaI's paths and torch's references, as `sgdsai bench step --only` names them
 BENCH_CANDIDATES = ("sgdsai foreach", "sgdsai single", "sgdsai fused", "adamw fused", "adamw foreach",
@@ -61,12 +66,16 @@ def missing(*modules: str) -> list[str]:
 
 
 def run_child(cmd: list[str], limit: float) -> dict[str, Any]:
-    """Run ``cmd`` from the repository root with ``src`` first on the path; its output goes to the log."""
+    """Run ``cmd`` from the repository root with the checkout first on the path; output goes to the log."""
     env = {
         **os.environ,
+<<<<<<< HEAD
         "PYTHONPATH": os.pathsep.join(
             filter(None, [str(ROOT / "src"), str(ROOT / "lab" / "src"), os.environ.get("PYTHONPATH")])
         ),
+=======
+        "PYTHONPATH": os.pathsep.join(filter(None, [*map(str, PATHS), os.environ.get("PYTHONPATH")])),
+>>>>>>> docs
     }
     start = time.perf_counter()
     try:
@@ -83,9 +92,8 @@ def run_child(cmd: list[str], limit: float) -> dict[str, Any]:
 
 
 def cuda_tests() -> dict[str, Any]:
-    files = sorted(
-        str(p.relative_to(ROOT)) for p in (ROOT / "tests").rglob("test_*.py") if "mark.cuda" in p.read_text()
-    )
+    tests = [*(ROOT / "tests").rglob("test_*.py"), *(ROOT / "lab" / "tests").rglob("test_*.py")]
+    files = sorted(str(p.relative_to(ROOT)) for p in tests if "mark.cuda" in p.read_text())
     cmd = [sys.executable, "-m", "pytest", "-m", "cuda", "-q", "-p", "no:cacheprovider", "-rs", *files]
     result = run_child(cmd, LIMITS["tests"])
     result["ok"] = result["returncode"] == 0
@@ -228,10 +236,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not cuda_available():
         return 0
+<<<<<<< HEAD
     sys.path[:0] = [str(ROOT / "src"), str(ROOT / "lab" / "src")]
     import torch
 
     from sgdsai_lab import records
+=======
+    sys.path[:0] = map(str, PATHS)
+    import torch
+
+    from sgdsai_lab.bench import record
+>>>>>>> docs
 
     start = time.perf_counter()
     absent = missing("pytest", "tqdm")
