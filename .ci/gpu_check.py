@@ -13,11 +13,7 @@ Each phase has a time limit, and everything lands in one record under `experimen
 (`<date>_gpu-check_<gpu>`), beside the `step_<model>_cuda` records of the benchmark. Exit status 1 if a
 phase failed, 0 otherwise; on a machine without CUDA (or without torch) it says so and exits 0.
 
-<<<<<<< HEAD
-It runs on the machine's own Python and torch, from a checkout (`PYTHONPATH=src:lab/src`, no virtual
-=======
 It runs on the machine's own Python and torch, from a checkout (`src` and `lab/src` on the path, no virtual
->>>>>>> docs
 environment, no network). Beyond torch it needs pytest (phase 1) and tqdm (phase 4); matplotlib is
 optional (without it the benchmark writes records without plots, which `sgdsai bench` can draw
 later). Bring missing ones as wheels: `pip install --no-index --find-links WHEELS pytest tqdm`.
@@ -69,13 +65,7 @@ def run_child(cmd: list[str], limit: float) -> dict[str, Any]:
     """Run ``cmd`` from the repository root with the checkout first on the path; output goes to the log."""
     env = {
         **os.environ,
-<<<<<<< HEAD
-        "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(ROOT / "src"), str(ROOT / "lab" / "src"), os.environ.get("PYTHONPATH")])
-        ),
-=======
         "PYTHONPATH": os.pathsep.join(filter(None, [*map(str, PATHS), os.environ.get("PYTHONPATH")])),
->>>>>>> docs
     }
     start = time.perf_counter()
     try:
@@ -236,17 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if not cuda_available():
         return 0
-<<<<<<< HEAD
-    sys.path[:0] = [str(ROOT / "src"), str(ROOT / "lab" / "src")]
-    import torch
-
-    from sgdsai_lab import records
-=======
     sys.path[:0] = map(str, PATHS)
     import torch
 
-    from sgdsai_lab.bench import record
->>>>>>> docs
+    from sgdsai_lab import records
 
     start = time.perf_counter()
     absent = missing("pytest", "tqdm")
