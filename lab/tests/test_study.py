@@ -26,7 +26,7 @@ def test_each_workload_gets_its_numbers_and_verdict_or_not_run_yet() -> None:
     assert "nesterov 1.6000 (n 3, lr 0.1) vs adamw" in a16 and "**trails**" in a16
     assert "Time to AdamW's final smoothed training loss" in a16 and "peak RSS 500 MiB" in a16
     for name in ("BPE LM", "ViT", "LoRA"):
-        assert f"**{name}" in text and "not run yet (no records of its study preset)" in text
+        assert f"**{name}" in text and "not run yet (no records of its study preset;" in text
 
 
 def test_the_three_answers_follow_the_verdicts() -> None:

@@ -125,7 +125,7 @@ def paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) -> lis
     ran = ", ".join(f"{opt} ({row['seeds']} seed(s) at its best)" for opt, row in sorted(ev.best.items()))
     lines = [head, f"Ran: {ran}."]
     if BASELINE not in ev.arms:
-        lines.append(f"AdamW not run yet: no verdict against it ({len(runs)} runs so far).")
+        lines.append(f"AdamW not run yet: no verdict against it ({len(runs)} run(s) so far).")
         return [" ".join(lines)]
     against = [comparison_line(ev, opt, BASELINE) for opt in AGAINST_ADAMW if opt in ev.arms]
     lines += [f"Against AdamW: {'; '.join(against)}." if against else "No SGD-SaI run yet."]
@@ -229,7 +229,11 @@ def study_markdown(groups: dict[tuple, list[dict[str, Any]]], out: Path | None) 
     for w in WORKLOADS:
         found = settings_of(w, groups)
         if not found:
-            lines += [f"**{w.name}** — not run yet (no records of its study preset).", ""]
+            lines += [
+                f"**{w.name}** — not run yet (no records of its study preset; older presets' runs of it "
+                "are in the claims table).",
+                "",
+            ]
         for key, runs in found:
             lines += [*paragraph(w, key, runs), ""]
     lines += answers(groups)
