@@ -73,6 +73,11 @@ def _arm_text(ev: Evaluated, opt: str) -> str:
     return f"{opt} {_fmt(arm.cell.mean, ev.metric)} (n {arm.cell.n}, lr {row['lr']:g})"
 
 
+def _rss(row: dict[str, Any]) -> str:
+    rss = row["peak_rss_mib"]
+    return f", peak RSS {rss:.0f} MiB" if math.isfinite(rss) else ""
+
+
 def verdict_text(c: stats.Comparison) -> str:
     """The verdict word, in bold, with its reason where the rules left it open."""
     return f"**{c.verdict}**" + (f" ({c.reason})" if c.reason else "")
@@ -88,7 +93,7 @@ def comparison_line(ev: Evaluated, a: str, b: str) -> str:
 
 def time_to_target(ev: Evaluated) -> str:
     """Steps (and wall-clock seconds, pro rata over the run) each optimizer's best seed-0 run needs to
-    reach the final smoothed training loss of AdamW's, and each best cell's mean peak memory."""
+    reach the final smoothed training loss of AdamW's."""
     if BASELINE not in ev.best:
         return ""
     curves = {}
@@ -101,10 +106,8 @@ def time_to_target(ev: Evaluated) -> str:
     for opt, (curve, run) in sorted(curves.items()):
         reached = stats.steps_to_target(curve, target, "min")
         seconds = run["wall_clock_s"] * reached / len(run["loss_curve"]) if reached else None
-        rss = ev.best[opt]["peak_rss_mib"]
-        memory = f", peak RSS {rss:.0f} MiB" if math.isfinite(rss) else ""
         when = "never" if reached is None else f"step {reached} (≈ {seconds:.0f} s)"
-        parts.append(f"{opt} {when}{memory}")
+        parts.append(f"{opt} {when}")
     return f"Time to AdamW's final smoothed training loss ({target:.4f}), seed 0: " + "; ".join(parts) + "."
 
 
@@ -122,8 +125,8 @@ def paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) -> lis
         + (f"; {ev.caveats}" if ev.caveats else "")
         + "."
     )
-    ran = ", ".join(f"{opt} ({row['seeds']} seed(s) at its best)" for opt, row in sorted(ev.best.items()))
-    lines = [head, f"Ran: {ran}."]
+    ran = "; ".join(_arm_text(ev, opt) + _rss(ev.best[opt]) for opt in sorted(ev.best))
+    lines = [head, f"Best cells so far: {ran}."]
     if BASELINE not in ev.arms:
         lines.append(f"AdamW not run yet: no verdict against it ({len(runs)} run(s) so far).")
         return [" ".join(lines)]
