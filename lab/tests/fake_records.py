@@ -51,3 +51,27 @@ def accuracy_record(optimizer: str, lr: float, wd: float, acc: float | None, see
     record["metrics"]["val_accuracy"] = acc
     record["chance_accuracy"] = 0.1
     return record
+
+
+def lm_record(
+    optimizer: str, lr: float, val: float | None, test: float | None, seed: int = 0, **config
+) -> dict:
+    """A study-like LM run: validation and test loss, the floors of both splits, peak memory;
+    ``config`` overrides config fields (``batch_size``, ``preset``, ``steps``, ...)."""
+    record = run_record(optimizer, lr, val, seed)
+    record["config"].update({"batch_size": 16, "preset": "study-a16", **config})
+    record["preset"] = record["config"]["preset"]
+    record["id"] += f"-{record['config']['preset']}-{record['config']['batch_size']}"
+    record["metrics"]["test_loss"] = test
+    record["floors"] = {"bigram_val": 2.46, "bigram_test": 2.42, "unigram_val": 3.15, "unigram_test": 3.39}
+    record["peak_rss_mib"] = 500.0
+    record["loss_curve"] = [[i, 5.0 - i / 10 * (1 if val is None else 4.0 / val), lr] for i in range(10)]
+    return record
+
+
+def lm_cell(optimizer: str, lr: float, test: float, **config) -> list[dict]:
+    """A bracketed best cell: three seeds at ``lr`` (test ``test`` and ``test`` ± 0.001), one seed at
+    lrs 10× either side, 0.5 worse."""
+    deltas = (0.0, -0.001, 0.001)
+    cell = [lm_record(optimizer, lr, test, test + d, seed=s, **config) for s, d in enumerate(deltas)]
+    return cell + [lm_record(optimizer, lr * f, test + 0.5, test + 0.5, **config) for f in (0.1, 10.0)]

@@ -1,14 +1,15 @@
-"""Claim rows take their verdicts from the stats rules: equivalence, intervals, and the guards."""
+"""Claim rows take their verdicts from the stats rules: equivalence, intervals, and the guards; floors come
+from the records of the reported split; mechanical facts are one properties table, stated once."""
 
 from __future__ import annotations
 
-from sgdsai_lab.analysis import group
-from sgdsai_lab.claims import RULES, Stated, claims_markdown, recorded_floor
+from sgdsai_lab.analysis import group, setting
+from sgdsai_lab.claims import RULES, Stated, claims_markdown, evaluate, properties, recorded_floor
 from sgdsai_lab.stats import Margin
 
-from .fake_records import accuracy_record
+from .fake_records import accuracy_record, lm_cell, lm_record, run_record
 
-KEY = ("vit", "stdlib", "tiny", 4, "quick")
+KEY = setting(accuracy_record("sgdsai", 0.1, 0.01, 0.8))
 
 
 def _cell(optimizer: str, lr: float, accuracies: list[float]) -> list[dict]:
@@ -70,3 +71,52 @@ def test_the_floor_comes_from_the_records_of_the_split():
     for r in runs:
         r["floors"] = {"bigram_val": 4.81, "bigram_test": 4.83}
     assert recorded_floor(runs, "val_loss") == 4.81 and recorded_floor(runs, "test_loss") == 4.83
+
+
+def _matches_row(runs: list[dict]) -> str:
+    return next(line for line in claims_markdown(group(runs)) if line.startswith("| matches AdamW"))
+
+
+def test_the_test_floor_of_the_records_gates_the_verdict() -> None:
+    below = lm_cell("sgdsai", 1.0, 1.40) + lm_cell("adamw", 1e-3, 1.40)
+    ev = evaluate(below)
+    assert ev.metric == "test_loss" and ev.stated.floor == 2.42  # floors.bigram_test
+    assert _matches_row(below).endswith("| held |")
+    above = lm_cell("sgdsai", 1.0, 2.50) + lm_cell("adamw", 1e-3, 2.50)
+    assert "| below floor: not informative" in _matches_row(above)
+
+
+def test_mechanical_facts_are_one_row_each_over_every_setting() -> None:
+    two_settings = [
+        *(r for b in (16, 128) for r in (lm_record("sgdsai", 1.0, 1.5, 1.5, batch_size=b),
+                                          lm_record("adamw", 1e-3, 1.5, 1.5, batch_size=b))),
+    ]  # fmt: skip
+    for r in two_settings:
+        r["state_bytes"] = 100 if r["config"]["optimizer"] == "sgdsai" else 200
+    rows = properties(group(two_settings))
+    assert [p for p, *_ in rows].count("half of AdamW's optimizer state") == 1
+    assert "over 2 settings" in rows[0][2] and rows[0][3] == "held"
+    lines = claims_markdown(group(two_settings))
+    assert sum(line.startswith("| half of AdamW") for line in lines) == 1
+
+
+def test_a_small_tensor_that_drifts_fails_the_g_snr_property() -> None:
+    run = run_record("sgdsai", 0.1, 3.0)
+    run["gsnr_trace"] = {"steps": [0, 2], "tensors": {"big": [40.0, 40.1], "ln": [3.0, 2.1]},
+                         "numel": {"big": 1600, "ln": 8}}  # fmt: skip
+    rows = {p.split(" (")[0]: (o, v) for p, _, o, v in properties(group([run]))}
+    text, verdict = rows["g-SNR nearly constant through training"]
+    assert verdict == "**not held**" and "under 1,000 elements: up to 30.0%" in text
+    assert rows["g-SNR ≈ √numel"][1] == "held"  # 40 / √1600 = 1: the small tensor is not in that median
+
+
+def test_lora_a_trains_is_one_row_over_the_lora_settings() -> None:
+    runs = []
+    for task in ("lora", "lora-cls"):
+        for opt, moved in (("sgdsai", 1e-3), ("sgd-sai-1.0.3", 1e-8)):
+            r = run_record(opt, 0.1, 3.0)
+            r["config"]["task"] = task
+            r["metrics"]["lora_A_orth_change_min"] = moved
+            runs.append(r)
+    (row,) = [p for p in properties(group(runs)) if p[0].startswith("LoRA A")]
+    assert row[3] == "held" and row[2].count("ours 0.001") == 2

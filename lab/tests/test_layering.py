@@ -139,6 +139,7 @@ LAB_LAYERS = (
     ("sweep",),
     ("analysis",),
     ("claims",),
+    ("study",),
     ("report",),
     ("bench",),
     ("data", "demo"),

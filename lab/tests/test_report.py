@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from sgdsai_lab.analysis import load_records
-from sgdsai_lab.report import render
+from sgdsai_lab.analysis import load_records, setting
+from sgdsai_lab.report import render, slug
 
 from .fake_records import run_record
 
@@ -34,10 +34,28 @@ def test_report_renders_from_records_only(tmp_path) -> None:
     assert "| 50.0% |" in text  # state relative to AdamW
     assert "| sgdsai | 0.3 | 0.1 | 1 | 1 | diverged |" in text
     assert "| `w` | 1600 | 10.0 | 0.250 | 11.0 | 1.100 | 0.909 |" in text  # g-SNR vs sqrt(numel) = 40
+    stem = slug(setting(runs[0]))
     pngs = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
-    assert pngs == [
-        "gpt2-stdlib-tiny-4-quick-gsnr.png",
-        "gpt2-stdlib-tiny-4-quick-loss.png",
-        "gpt2-stdlib-tiny-4-quick-lr.png",
-    ]
+    assert stem.startswith("gpt2-stdlib-tiny-4-")
+    assert pngs == [f"{stem}-gsnr.png", f"{stem}-loss.png", f"{stem}-lr.png"]
     assert all(f"]({name})" in text for name in pngs)
+
+
+def test_report_readme_writes_the_study_and_results_blocks(tmp_path) -> None:
+    from sgdsai_lab.cli import main
+
+    records = tmp_path / "records"
+    (records / "gpt2").mkdir(parents=True)
+    for r in (run_record("sgdsai", 0.1, 3.0), run_record("adamw", 1e-2, 3.1, state=200)):
+        (records / "gpt2" / f"{r['id']}.json").write_text(json.dumps(r))
+    readme = tmp_path / "README.md"
+    readme.write_text(
+        "<!-- study:begin -->\n<!-- study:end -->\nx\n<!-- results:begin -->\n<!-- results:end -->\n"
+    )
+    assert (
+        main(["report", "--records", str(records), "--out", str(tmp_path / "out"), "--readme", str(readme)])
+        == 0
+    )
+    study, results = readme.read_text().split("\nx\n")
+    assert "**Char-level LM, 16 × 128 tokens per step** — not run yet" in study
+    assert "| matches AdamW at its best — gpt2 tiny / stdlib" in results and "Verdict rules:" in results

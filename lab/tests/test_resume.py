@@ -39,7 +39,15 @@ SCRIPT = textwrap.dedent(
     run_sweep([config], records, "cpu", 0.0)
     """
 )
-TIMINGS = {"wall_clock_s", "median_step_ms", "median_iter_ms", "created_utc", "peak_rss_mib", "git", "machine"}
+TIMINGS = {
+    "wall_clock_s",
+    "median_step_ms",
+    "median_iter_ms",
+    "created_utc",
+    "peak_rss_mib",
+    "git",
+    "machine",
+}
 
 
 def _sweep(records, optimizer: str, kill_at: int) -> int:

@@ -2,12 +2,21 @@
 settings, each (optimizer, lr, weight decay) cell summarised over its seeds, best cells, grid
 statistics and curve lags.
 
-The metric is validation accuracy where the task reports one (larger is better), validation loss
-otherwise; diverged runs count as the worst possible when choosing a best point.
+A *setting* is the problem a run solves: every config field but the cell's own (optimizer, lr,
+weight decay, seed) and the bookkeeping ones (:data:`NOT_PROBLEM`: the preset's name, how often it
+evaluated or traced). Records of one setting from different presets are one grid, so a comparison
+always uses each optimizer's current best cell over every record of its setting.
+
+Selection and reporting never share data: a best cell is chosen on the *selection* metric
+(validation accuracy where the task reports one, larger is better, else validation loss), and
+reported on the *report* metric, the same quantity on the held-out test split where every run of
+the setting has one (else the validation metric, with that caveat). Diverged runs count as the
+worst possible when choosing a best point.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import statistics
@@ -16,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from sgdsai_lab import records as record_files
+from sgdsai_lab.run import RunConfig
 from sgdsai_lab.sweep import metric_value  # the sweep's own rule for its best point
 
 logger = logging.getLogger(__name__)
@@ -26,14 +36,54 @@ def load_records(records: Path) -> list[dict[str, Any]]:
     return [r.to_dict() for r in record_files.read_all(records, "run")]
 
 
+#: a cell's own config fields: a setting is everything else that changes the problem
+CELL = ("optimizer", "lr", "weight_decay", "seed")
+#: config fields that name or watch a run without changing the problem it solves
+NOT_PROBLEM = ("preset", "eval_every", "gsnr_every")
+#: the config fields that make up a setting, in :class:`RunConfig`'s order
+SETTING_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in CELL + NOT_PROBLEM)
+#: seeds besides seed 0 a best cell needs before its reported mean leaves seed 0 out
+OTHER_SEEDS = 3
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.default is not dataclasses.MISSING}
+
+
 def setting(record: dict[str, Any]) -> tuple:
+    """The values of :data:`SETTING_FIELDS` in ``record``'s config (a field older records lack takes
+    :class:`RunConfig`'s default, which is what those runs used)."""
     c = record["config"]
-    return (c["task"], c["data"], c["size"], c["steps"], record.get("preset", ""))
+    return tuple(c.get(f, _DEFAULTS.get(f)) for f in SETTING_FIELDS)
+
+
+def describe(key: tuple) -> dict[str, Any]:
+    """A setting key as ``{field: value}``."""
+    return dict(zip(SETTING_FIELDS, key, strict=True))
+
+
+def presets(runs: list[dict[str, Any]]) -> list[str]:
+    """The presets that wrote a setting's runs, sorted."""
+    return sorted({r["config"].get("preset") or r.get("preset") or "-" for r in runs})
 
 
 def metric_of(runs: list[dict[str, Any]]) -> str:
-    """``val_accuracy`` where any run reports it, else ``val_loss``."""
+    """The selection metric: ``val_accuracy`` where any run reports it, else ``val_loss``."""
     return "val_accuracy" if any(r["metrics"].get("val_accuracy") is not None for r in runs) else "val_loss"
+
+
+def report_metric(runs: list[dict[str, Any]], selection: str) -> str:
+    """The metric a verdict is reported on: ``selection``'s test-split twin (``test_loss`` for
+    ``val_loss``) where every run of the setting that did not diverge reports it, else ``selection``."""
+    test = "test_" + selection.removeprefix("val_")
+    finished = [r for r in runs if not r["metrics"].get("diverged")]
+    return test if finished and all(r["metrics"].get(test) is not None for r in finished) else selection
+
+
+def reported_runs(row: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
+    """The seeds of a best cell its reported value averages, and whether seed 0 (the run that chose
+    the cell) is among them: left out where at least :data:`OTHER_SEEDS` other seeds exist."""
+    others = [r for r in row["runs"] if r["config"]["seed"] != 0]
+    if len(others) >= OTHER_SEEDS:
+        return others, False
+    return row["runs"], any(r["config"]["seed"] == 0 for r in row["runs"])
 
 
 def better(metric: str) -> int:
@@ -54,17 +104,28 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(finite), statistics.stdev(finite) if len(finite) > 1 else 0.0
 
 
+def one_per_seed(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``runs`` with one run per (optimizer, lr, weight decay, seed): the newest, where presets that
+    differ only in bookkeeping (:data:`NOT_PROBLEM`) ran the same cell and seed (a repeat is not
+    another seed)."""
+    newest: dict[tuple, dict[str, Any]] = {}
+    for r in sorted(runs, key=lambda r: (str(r.get("created_utc", "")), str(r.get("id", "")))):
+        newest[tuple(r["config"][f] for f in CELL)] = r
+    return list(newest.values())
+
+
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (optimizer, lr, weight decay), averaged over seeds (NaN if any seed diverged)."""
+    """One row per (optimizer, lr, weight decay), averaged over its seeds (:func:`one_per_seed`; NaN
+    if any seed diverged)."""
     cells: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for r in runs:
+    for r in one_per_seed(runs):
         c = r["config"]
         cells[(c["optimizer"], c["lr"], c["weight_decay"])].append(r)
     rows = []
     for (opt, lr, wd), rs in sorted(cells.items()):
         rs = sorted(rs, key=lambda r: r["config"]["seed"])
         row: dict[str, Any] = {"optimizer": opt, "lr": lr, "weight_decay": wd, "seeds": len(rs), "runs": rs}
-        for key in ("val_loss", "val_accuracy", "final_train_loss"):
+        for key in ("val_loss", "val_accuracy", "test_loss", "test_accuracy", "final_train_loss"):
             row[key], row[f"{key}_std"] = _mean_std([_value(r, key) for r in rs])
         row["diverged"] = sum(r["metrics"]["diverged"] for r in rs)
         row["state_bytes"] = rs[0]["state_bytes"]
@@ -73,6 +134,8 @@ def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
             r["median_step_ms"] for r in rs if r["median_step_ms"] is not None
         ) if any(r["median_step_ms"] is not None for r in rs) else math.nan  # fmt: skip
         row["wall_clock_s"] = statistics.fmean(r["wall_clock_s"] for r in rs)
+        rss = [r["peak_rss_mib"] for r in rs if r.get("peak_rss_mib") is not None]
+        row["peak_rss_mib"] = statistics.fmean(rss) if rss else math.nan
         rows.append(row)
     return rows
 

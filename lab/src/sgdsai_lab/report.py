@@ -1,9 +1,10 @@
 """``sgdsai report``: markdown tables and PNG plots made from the JSON records alone.
 
-Runs are grouped by setting (task, data, size, steps, preset). Within a setting, each
-(optimizer, lr, weight decay) cell is averaged over its seeds. The metric is validation accuracy
-where the task reports one (larger is better), validation loss otherwise; diverged runs count as
-the worst possible when choosing a best point. For the paper's Table-2 statistics:
+Runs are grouped by setting (every config field that changes the problem, not the preset's name:
+:mod:`sgdsai_lab.analysis`). Within a setting, each (optimizer, lr, weight decay) cell is averaged
+over its seeds. A best cell is chosen on the validation metric (accuracy where the task reports one,
+larger is better, else loss; diverged runs count as the worst possible) and its test-split value
+is shown beside it where the records have one. For the paper's Table-2 statistics:
 
 * **peak**: the best cell (chosen by its seed-0 run, as the sweep chose it) averaged over its seeds,
   ± the seed standard deviation;
@@ -11,13 +12,15 @@ the worst possible when choosing a best point. For the paper's Table-2 statistic
   across cells; a diverged run counts as chance accuracy (classification) and is left out of a
   loss average (the count of diverged runs is shown beside it).
 
-The claims the records can test are summarised by :mod:`sgdsai_lab.claims`;
-``--readme`` writes that summary into a README between ``<!-- results:begin/end -->`` markers.
+The claims the records can test are summarised by :mod:`sgdsai_lab.claims`, the study's answer
+by :mod:`sgdsai_lab.study`; ``--readme`` writes them into a README between the
+``<!-- results:begin/end -->`` and ``<!-- study:begin/end -->`` markers.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import math
 from pathlib import Path
@@ -26,16 +29,20 @@ from typing import Any
 from sgdsai_lab.analysis import (
     best_rows,
     better,
+    describe,
     grid_stats,
     group,
     lag,
     load_records,
     metric_of,
+    one_per_seed,
+    report_metric,
     score,
     smooth,
     summarise,
 )
-from sgdsai_lab.claims import claims_markdown
+from sgdsai_lab.claims import claims_markdown, label, lr_grid, recorded_floor
+from sgdsai_lab.study import study_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -53,40 +60,56 @@ def _spec(metric: str) -> str:
     return ".2%" if metric.endswith("accuracy") else ".4f"
 
 
+def slug(key: tuple) -> str:
+    """A setting's file-name stem: readable, and unique through a hash of the whole key."""
+    d = describe(key)
+    batch = f"-b{d['batch_size']}" if d.get("batch_size") else ""
+    digest = hashlib.sha256(repr(key).encode()).hexdigest()[:6]
+    return f"{d['task']}-{d['data']}-{d['size']}-{d['steps']}{batch}-{digest}"
+
+
 def render_setting(key: tuple, runs: list[dict[str, Any]], out: Path) -> list[str]:
     """The markdown section (and PNGs in ``out``) for one setting."""
-    task, data, size, steps, preset = key
+    d = describe(key)
     rows = summarise(runs)
     metric = metric_of(runs)
+    test = report_metric(runs, metric)
     best = best_rows(rows, metric)
     spec = _spec(metric)
-    slug = f"{task}-{data}-{size}-{steps}-{preset or 'none'}"
+    name = slug(key)
     first = runs[0]
     adamw_state = best["adamw"]["state_bytes"] if "adamw" in best else None
+    repeats = len(runs) - len(one_per_seed(runs))
     lines = [
-        f"## {first['task_description']}, {steps} steps (preset `{preset or '-'}`)",
+        f"## {first['task_description']}, {d['steps']} steps"
+        + (f", batch {d['batch_size']}" if d.get("batch_size") else ""),
         "",
         (
-            f"{len(runs)} runs. Machine: {first['machine']['platform']}, {first['machine']['torch_threads']} "
-            f"threads, device {first['machine']['device']}; git {str(first['git']['sha'])[:10]}; "
-            f"torch {first['versions'].get('torch')}. Metric: {metric.replace('_', ' ')}."
+            f"{len(runs)} runs ({label(key, runs)}). Machine: {first['machine']['platform']}, "
+            f"{first['machine']['torch_threads']} threads, device {first['machine']['device']}; git "
+            f"{str(first['git']['sha'])[:10]}; torch {first['versions'].get('torch')}. Chosen on "
+            f"{metric.replace('_', ' ')}; reported on "
+            + (f"{test.replace('_', ' ')}." if test != metric else "it too (no held-out test split).")
+            + (f" {repeats} repeated runs of a cell and seed (another preset): the newest counts." if repeats else "")
         ),
         "",
-        f"### Best configuration per optimizer (by mean {metric.replace('_', ' ')})",
+        f"### Best configuration per optimizer (chosen by its seed-0 {metric.replace('_', ' ')})",
         "",
-        "| optimizer | lr | wd | seeds | val loss | val acc | train loss | state | state vs AdamW "
-        "| opt. step (median) | wall-clock per run |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+        f"| optimizer | lr | wd | seeds | val loss | val acc | {test.replace('_', ' ') if test != metric else 'test'} "
+        "| train loss | state | state vs AdamW | opt. step (median) | wall-clock per run | peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
     for opt, row in sorted(best.items(), key=lambda kv: -score(kv[1], metric)):
         ratio = f"{100 * row['state_bytes'] / adamw_state:.1f}%" if adamw_state else "—"
         acc = None if math.isnan(row["val_accuracy"]) and not row["diverged"] else row["val_accuracy"]
+        held_out = "—" if test == metric else f"{_fmt(row[test], _spec(test))}{_pm(row, test, _spec(test))}"
+        rss = f"{row['peak_rss_mib']:.0f} MiB" if math.isfinite(row["peak_rss_mib"]) else "—"
         lines.append(
             f"| {opt} | {row['lr']:g} | {row['weight_decay']:g} | {row['seeds']} "
             f"| {_fmt(row['val_loss'])}{_pm(row, 'val_loss', '.4f')} "
             f"| {_fmt(acc, '.2%')}{_pm(row, 'val_accuracy', '.2%') if acc is not None else ''} "
-            f"| {_fmt(row['final_train_loss'])} | {row['state_bytes']:,} B | {ratio} "
-            f"| {row['median_step_ms']:.2f} ms | {row['wall_clock_s']:.0f} s |"
+            f"| {held_out} | {_fmt(row['final_train_loss'])} | {row['state_bytes']:,} B | {ratio} "
+            f"| {row['median_step_ms']:.2f} ms | {row['wall_clock_s']:.0f} s | {rss} |"
         )
     stats = grid_stats(rows, metric)
     if any(s["cells"] > 1 for s in stats.values()):
@@ -117,8 +140,8 @@ def render_setting(key: tuple, runs: list[dict[str, Any]], out: Path) -> list[st
             f"| {_fmt(row['val_loss'])} | {_fmt(acc, '.2%')} | {_fmt(row['final_train_loss'])} |"
         )
     lines += ["", *_lag_table(best), *_gsnr_table(best), ""]
-    for name in _plots(rows, best, metric, out, slug):
-        lines += [f"![{name}]({name})", ""]
+    for png in _plots(rows, best, metric, out, name, _floors(runs, test)):
+        lines += [f"![{png}]({png})", ""]
     return lines
 
 
@@ -183,9 +206,25 @@ def _gsnr_table(best: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _floors(runs: list[dict[str, Any]], metric: str) -> dict[str, float]:
+    """The LM floors the records state for ``metric``'s split, by name (``{}`` for other tasks)."""
+    if metric.endswith("accuracy"):
+        return {}
+    split = metric.split("_")[0]
+    found = {model: recorded_floor(runs, metric, model) for model in ("unigram", "bigram")}
+    return {f"{model} ({split})": value for model, value in found.items() if value is not None}
+
+
 def _plots(
-    rows: list[dict[str, Any]], best: dict[str, dict[str, Any]], metric: str, out: Path, slug: str
+    rows: list[dict[str, Any]],
+    best: dict[str, dict[str, Any]],
+    metric: str,
+    out: Path,
+    slug: str,
+    floors: dict[str, float],
 ) -> list[str]:
+    """Loss curves of each optimizer's best seed-0 run (with the setting's floors), and the lr
+    sensitivity of each optimizer's seed-0 runs on the selection ``metric`` (diverged lrs marked)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -196,22 +235,32 @@ def _plots(
     for opt, row in sorted(best.items()):
         curve = [(s, v) for s, v, _ in row["runs"][0]["loss_curve"] if v is not None]
         ax.plot([s for s, _ in curve], smooth([v for _, v in curve]), label=f"{opt} (lr {row['lr']:g})")
+    for i, (name, value) in enumerate(sorted(floors.items())):
+        ax.axhline(
+            value,
+            color="black",
+            linestyle=("--", ":")[i % 2],
+            linewidth=0.8,
+            label=f"{name} floor {value:.3f}",
+        )
     ax.set(xlabel="step", ylabel="train loss (smoothed)", title=f"{slug}: best run per optimizer")
     ax.legend(fontsize=7)
     names.append(_save(fig, out, f"{slug}-loss.png"))
-    wds = sorted({r["weight_decay"] for r in rows})
     fig, ax = plt.subplots(figsize=(6, 4))
+    diverged_at: list[float] = []
     for opt in sorted({r["optimizer"] for r in rows}):
-        for wd in wds:
-            pts = [(r["lr"], r[metric]) for r in rows if r["optimizer"] == opt and r["weight_decay"] == wd]
-            pts = [(x, y) for x, y in pts if math.isfinite(y)]
-            if pts:
-                label = opt if len(wds) == 1 else f"{opt} wd {wd:g}"
-                ax.plot(*zip(*sorted(pts)), marker="o", label=label)
+        grid = lr_grid(rows, opt, metric)
+        pts = sorted((lr, v) for lr, v in grid.items() if v is not None)
+        if pts:
+            ax.plot(*zip(*pts), marker="o", label=opt)
+        diverged_at += [lr for lr, v in grid.items() if v is None]
+    if diverged_at:
+        ax.plot(diverged_at, [0.02 if metric.endswith("accuracy") else 0.98] * len(diverged_at), "kx",
+                transform=ax.get_xaxis_transform(), label="diverged")  # fmt: skip
     ax.set(
         xscale="log",
         xlabel="peak learning rate",
-        ylabel=metric.replace("_", " "),
+        ylabel=f"{metric.replace('_', ' ')} (seed 0, best over wd)",
         title=f"{slug}: lr sensitivity",
     )
     ax.legend(fontsize=6, ncol=2)
@@ -248,6 +297,10 @@ def render(records: list[dict[str, Any]], out: Path) -> Path:
         "",
         f"Generated by `sgdsai report` from {len(records)} records.",
         "",
+        "## Should I switch from AdamW?",
+        "",
+        *study_markdown(groups, out),
+        "",
         "## The paper's claims on this machine",
         "",
         *claims_markdown(groups),
@@ -272,8 +325,10 @@ def _main(args: argparse.Namespace) -> int:
         from sgdsai_lab.readme import replace_block
 
         link = f"Full report with every table and plot: [{path.as_posix()}]({path.as_posix()})."
-        replace_block(args.readme, "results", "\n".join([*claims_markdown(group(records)), "", link]))
-        logger.info("updated the results block of %s", args.readme)
+        groups = group(records)
+        replace_block(args.readme, "results", "\n".join([*claims_markdown(groups), "", link]))
+        replace_block(args.readme, "study", "\n".join(study_markdown(groups, None)))
+        logger.info("updated the results and study blocks of %s", args.readme)
     return 0
 
 
@@ -284,6 +339,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--records", type=Path, default=DEFAULT_RECORDS)
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     p.add_argument(
-        "--readme", type=Path, help="also write the claims summary between <!-- results:begin/end --> markers"
+        "--readme",
+        type=Path,
+        help="also write the claims summary and the study's answer between the <!-- results:begin/end --> "
+        "and <!-- study:begin/end --> markers",
     )
     p.set_defaults(run=_main)

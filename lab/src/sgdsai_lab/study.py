@@ -1,0 +1,246 @@
+"""The decisive study's answer, "Should I switch from AdamW?": one paragraph per workload, and the
+three questions it was run to answer, written from the records alone.
+
+A workload (:data:`WORKLOADS`) is found by the presets of its records; its paragraph covers every
+record of the settings those presets ran (:func:`sgdsai_lab.analysis.setting`), so older runs of the
+same problem count too. Each comparison is :meth:`sgdsai_lab.claims.Evaluated.compare`, with its
+verdict word from :func:`sgdsai_lab.stats.compare`. Where the records are not there, the paragraph
+says "not run yet"; where the rules leave a comparison open, "inconclusive" with the reason.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sgdsai_lab import stats
+from sgdsai_lab.analysis import describe, smooth
+from sgdsai_lab.claims import Evaluated, diff_text, evaluate, label, lr_grid
+
+#: the prefix of the study's preset names
+STUDY = "study"
+#: what the other optimizers are compared with, and who gets a line of their own against AdamW
+BASELINE = "adamw"
+AGAINST_ADAMW = ("sgdsai", "sgdsai-numel", "sgdsai-blocks-m", "sgdsai-m0", "nesterov", "muon")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A workload of the study: the records of the presets named in ``presets``, or (where that is
+    empty) of any study preset (named ``study…``) of one of ``tasks`` on ``data`` (any data if empty)."""
+
+    name: str
+    presets: tuple[str, ...] = ()
+    tasks: tuple[str, ...] = ()
+    data: str = ""
+
+    def matches(self, record: dict[str, Any]) -> bool:
+        c = record["config"]
+        preset = c.get("preset") or record.get("preset") or ""
+        if self.presets:
+            return preset in self.presets
+        return preset.startswith(STUDY) and c["task"] in self.tasks and self.data in ("", c.get("data"))
+
+
+WORKLOADS = (
+    Workload("Char-level LM, 16 × 128 tokens per step", presets=("study-a16",)),
+    Workload("Char-level LM, 128 × 128 tokens per step", presets=("study-a128",)),
+    Workload("BPE LM (GPT-2 on English BPE-8k)", tasks=("gpt2",), data="english"),
+    Workload("ViT on Fashion-MNIST", tasks=("vit",)),
+    Workload("LoRA", tasks=("lora", "lora-cls")),
+)
+#: the two batch sizes of the batch-size question (the first two workloads: equal tokens)
+BATCH = WORKLOADS[:2]
+
+
+def _fmt(value: float, metric: str) -> str:
+    if not math.isfinite(value):
+        return "diverged"
+    return f"{100 * value:.2f}%" if metric.endswith("accuracy") else f"{value:.4f}"
+
+
+def settings_of(
+    workload: Workload, groups: dict[tuple, list[dict[str, Any]]]
+) -> list[tuple[tuple, list[dict[str, Any]]]]:
+    """The settings (key and every record of it) in which ``workload``'s presets ran."""
+    return [(key, runs) for key, runs in groups.items() if any(workload.matches(r) for r in runs)]
+
+
+def _arm_text(ev: Evaluated, opt: str) -> str:
+    arm, row = ev.arms[opt], ev.best[opt]
+    return f"{opt} {_fmt(arm.cell.mean, ev.metric)} (n {arm.cell.n}, lr {row['lr']:g})"
+
+
+def _rss(row: dict[str, Any]) -> str:
+    rss = row["peak_rss_mib"]
+    return f", peak RSS {rss:.0f} MiB" if math.isfinite(rss) else ""
+
+
+def verdict_text(c: stats.Comparison) -> str:
+    """The verdict word, in bold, with its reason where the rules left it open."""
+    return f"**{c.verdict}**" + (f" ({c.reason})" if c.reason else "")
+
+
+def comparison_line(ev: Evaluated, a: str, b: str) -> str:
+    """``a`` against ``b`` in one setting: both values, the difference with its intervals, the verdict."""
+    c = ev.compare(a, b)
+    return (
+        f"{_arm_text(ev, a)} vs {_arm_text(ev, b)}: {diff_text(c, ev.metric, ev.stated)} — {verdict_text(c)}"
+    )
+
+
+def time_to_target(ev: Evaluated) -> str:
+    """Steps (and wall-clock seconds, pro rata over the run) each optimizer's best seed-0 run needs to
+    reach the final smoothed training loss of AdamW's."""
+    if BASELINE not in ev.best:
+        return ""
+    curves = {}
+    for opt, row in ev.best.items():
+        run = row["runs"][0]
+        losses = [(s + 1, v) for s, v, _ in run["loss_curve"] if v is not None]
+        curves[opt] = (list(zip([s for s, _ in losses], smooth([v for _, v in losses]), strict=True)), run)
+    target = curves[BASELINE][0][-1][1]
+    parts = []
+    for opt, (curve, run) in sorted(curves.items()):
+        reached = stats.steps_to_target(curve, target, "min")
+        seconds = run["wall_clock_s"] * reached / len(run["loss_curve"]) if reached else None
+        when = "never" if reached is None else f"step {reached} (≈ {seconds:.0f} s)"
+        parts.append(f"{opt} {when}")
+    return f"Time to AdamW's final smoothed training loss ({target:.4f}), seed 0: " + "; ".join(parts) + "."
+
+
+def _floor_text(ev: Evaluated) -> str:
+    floor = ev.stated.floor
+    split = ev.metric.split("_")[0]
+    return f"floor (bigram, {split}) {floor:.4f}" if floor is not None else "no floor stated in the records"
+
+
+def paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) -> list[str]:
+    """One workload's paragraph for one of its settings."""
+    ev = evaluate(runs)
+    head = (
+        f"**{workload.name}** — {label(key, runs)}; {ev.metric.replace('_', ' ')}, {_floor_text(ev)}"
+        + (f"; {ev.caveats}" if ev.caveats else "")
+        + "."
+    )
+    ran = "; ".join(_arm_text(ev, opt) + _rss(ev.best[opt]) for opt in sorted(ev.best))
+    lines = [head, f"Best cells so far: {ran}."]
+    if BASELINE not in ev.arms:
+        lines.append(f"AdamW not run yet: no verdict against it ({len(runs)} run(s) so far).")
+        return [" ".join(lines)]
+    against = [comparison_line(ev, opt, BASELINE) for opt in AGAINST_ADAMW if opt in ev.arms]
+    lines += [f"Against AdamW: {'; '.join(against)}." if against else "No SGD-SaI run yet."]
+    lines.append(time_to_target(ev))
+    return [" ".join(line for line in lines if line)]
+
+
+def _pair(groups: dict[tuple, list[dict[str, Any]]], workload: Workload, a: str, b: str) -> str:
+    found = settings_of(workload, groups)
+    if not found:
+        return f"{workload.name}: not run yet"
+    ev = evaluate(found[0][1])
+    missing = [o for o in (a, b) if o not in ev.arms]
+    if missing:
+        return f"{workload.name}: not run yet ({', '.join(missing)} has no records)"
+    return f"{workload.name}: {comparison_line(ev, a, b)}"
+
+
+def answers(groups: dict[tuple, list[dict[str, Any]]]) -> list[str]:
+    """The three answers of the study: √numel, the embedding M and the batch size."""
+    numel = "; ".join(_pair(groups, w, "sgdsai-numel", "sgdsai") for w in BATCH)
+    blocks = "; ".join(_pair(groups, w, "sgdsai-blocks-m", "sgdsai") for w in BATCH)
+    return [
+        f"- **Does measuring the g-SNR matter (√numel)?** `sgdsai-numel` against `sgdsai`: {numel}.",
+        f"- **Does the embedding set M (embedding-M)?** `sgdsai-blocks-m` against `sgdsai`: {blocks}.",
+        f"- **Does SGD-SaI's standing change with batch size** (16 × 128 vs 128 × 128 tokens per step, "
+        f"equal tokens)? {batch_answer(groups)}",
+    ]
+
+
+def batch_answer(groups: dict[tuple, list[dict[str, Any]]]) -> str:
+    """SGD-SaI's verdict against AdamW and Nesterov at each batch size, and whether it changed."""
+    words: dict[str, list[str]] = {BASELINE: [], "nesterov": []}
+    parts = []
+    for w in BATCH:
+        found = settings_of(w, groups)
+        ev = evaluate(found[0][1]) if found else None
+        for other in words:
+            if ev is None or "sgdsai" not in ev.arms or other not in ev.arms:
+                parts.append(f"{w.name} against {other}: not run yet")
+                continue
+            c = ev.compare("sgdsai", other)
+            words[other].append(c.verdict)
+            parts.append(f"{w.name} against {other}: {verdict_text(c)}")
+    settled = [
+        f"against {other}: it " + ("does not change" if len(set(v)) == 1 else "changes")
+        for other, v in words.items()
+        if len(v) == len(BATCH) and stats.INCONCLUSIVE not in v and stats.BELOW_FLOOR not in v
+    ]
+    verdict = (
+        "; ".join(settled) if settled else "not answerable yet (no conclusive verdict at both batch sizes)"
+    )
+    return "; ".join(parts) + f". So far: {verdict}."
+
+
+def batch_plot(groups: dict[tuple, list[dict[str, Any]]], out: Path) -> str | None:
+    """Final test (else validation) loss of each optimizer's seed-0 runs against lr at both batch
+    sizes (solid: the first, dashed: the second); the file name, or ``None`` without records."""
+    found = [(w, settings_of(w, groups)) for w in BATCH]
+    if not all(f for _, f in found):
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    colours: dict[str, Any] = {}
+    metric = ""
+    for style, (_, settings) in zip(("-", "--"), found, strict=True):
+        key, runs = settings[0]
+        ev = evaluate(runs)
+        metric = ev.metric
+        batch = describe(key).get("batch_size")
+        for opt in sorted({r["optimizer"] for r in ev.rows}):
+            pts = sorted((lr, v) for lr, v in lr_grid(ev.rows, opt, ev.metric).items() if v is not None)
+            if pts:
+                (line,) = ax.plot(
+                    *zip(*pts), style, marker="o", color=colours.get(opt), label=f"{opt}, batch {batch}"
+                )
+                colours[opt] = line.get_color()
+    ax.set(xscale="log", xlabel="peak learning rate", ylabel=f"final {metric.replace('_', ' ')} (seed 0)",
+           title="batch size: 16 x 128 (solid) vs 128 x 128 (dashed) tokens per step")  # fmt: skip
+    ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    name = "study-batch-size.png"
+    fig.savefig(out / name, dpi=110)
+    plt.close(fig)
+    return name
+
+
+def study_markdown(groups: dict[tuple, list[dict[str, Any]]], out: Path | None) -> list[str]:
+    """The study's block: a paragraph per workload, the three answers, and (with ``out``) the
+    batch-size plot written there and linked."""
+    lines = [
+        "Generated from the records by `sgdsai report`: each optimizer's best cell chosen on the "
+        "validation metric by seed 0, reported on the test split; verdict words from the rules under "
+        "the claims table.",
+        "",
+    ]
+    for w in WORKLOADS:
+        found = settings_of(w, groups)
+        if not found:
+            lines += [
+                f"**{w.name}** — not run yet (no records of its study preset; older presets' runs of it "
+                "are in the claims table).",
+                "",
+            ]
+        for key, runs in found:
+            lines += [*paragraph(w, key, runs), ""]
+    lines += answers(groups)
+    plot = batch_plot(groups, out) if out is not None else None
+    if plot:
+        lines += ["", f"![batch size]({plot})"]
+    return lines

@@ -1,0 +1,47 @@
+"""The study's block: a paragraph per workload from records, "not run yet" where none, the answers."""
+
+from __future__ import annotations
+
+from sgdsai_lab.analysis import group
+from sgdsai_lab.study import WORKLOADS, batch_plot, study_markdown
+
+from .fake_records import lm_cell
+
+
+def _study(batch_128: bool = True) -> list[dict]:
+    runs = lm_cell("sgdsai", 1.0, 1.40) + lm_cell("adamw", 1e-3, 1.40) + lm_cell("nesterov", 0.1, 1.60)
+    runs += lm_cell("sgdsai-numel", 1.0, 1.41)
+    if batch_128:
+        big = dict(batch_size=128, preset="study-a128", steps=2)
+        runs += lm_cell("sgdsai", 1.0, 1.60, **big) + lm_cell("adamw", 1e-3, 1.40, **big)
+        runs += lm_cell("nesterov", 0.1, 1.70, **big)
+    return runs
+
+
+def test_each_workload_gets_its_numbers_and_verdict_or_not_run_yet() -> None:
+    text = "\n".join(study_markdown(group(_study()), None))
+    a16 = next(line for line in text.splitlines() if line.startswith(f"**{WORKLOADS[0].name}**"))
+    assert "test loss, floor (bigram, test) 2.4200" in a16
+    assert "sgdsai 1.4000 (n 3, lr 1) vs adamw 1.4000 (n 3, lr 0.001)" in a16 and "— **matches**" in a16
+    assert "nesterov 1.6000 (n 3, lr 0.1) vs adamw" in a16 and "**trails**" in a16
+    assert "Time to AdamW's final smoothed training loss" in a16 and "peak RSS 500 MiB" in a16
+    for name in ("BPE LM", "ViT", "LoRA"):
+        assert f"**{name}" in text and "not run yet (no records of its study preset;" in text
+
+
+def test_the_three_answers_follow_the_verdicts() -> None:
+    text = "\n".join(study_markdown(group(_study()), None))
+    assert "`sgdsai-numel` against `sgdsai`: Char-level LM, 16 × 128 tokens per step: sgdsai-numel" in text
+    assert "128 × 128 tokens per step: not run yet (sgdsai-numel has no records)" in text
+    assert "`sgdsai-blocks-m` against `sgdsai`" in text and "sgdsai-blocks-m has no records" in text
+    # matches AdamW at 16 x 128, trails it at 128 x 128; beats Nesterov at both
+    assert "So far: against adamw: it changes; against nesterov: it does not change." in text
+    alone = "\n".join(study_markdown(group(_study(batch_128=False)), None))
+    assert "not answerable yet" in alone
+
+
+def test_the_batch_size_plot_is_written_only_with_both_batch_sizes(tmp_path) -> None:
+    assert batch_plot(group(_study(batch_128=False)), tmp_path) is None
+    name = batch_plot(group(_study()), tmp_path)
+    assert name and (tmp_path / name).stat().st_size > 0
+    assert f"![batch size]({name})" in study_markdown(group(_study()), tmp_path)
