@@ -134,6 +134,7 @@ LAB_LAYERS = (
     ("sources",),
     ("tasks",),
     ("zoo",),
+    ("config", "presets"),
     ("records", "resume"),
     ("run",),
     ("sweep",),

@@ -74,21 +74,6 @@ def test_a_diverged_run_is_never_the_best_point() -> None:
     assert sweep.metric_value(fine, "val_loss") == -2.0
 
 
-def test_every_preset_names_known_tasks_sizes_and_optimizers() -> None:
-    import importlib
-
-    from sgdsai_lab.tasks import TASKS
-    from sgdsai_lab.zoo import OPTIMIZERS
-
-    for name, preset in sweep.PRESETS.items():
-        assert preset.task in TASKS, name
-        module = importlib.import_module(TASKS[preset.task])
-        assert preset.size in getattr(module, "SIZES", getattr(module, "RANKS", {})), name
-        assert set(preset.grid) <= set(OPTIMIZERS), name
-        assert preset.metric in ("val_loss", "val_accuracy"), name
-        assert 0 not in preset.best_seeds and all(lrs and wds for lrs, wds in preset.grid.values()), name
-
-
 def test_grid_extends_past_an_edge_until_the_best_is_bracketed(tmp_path, monkeypatch) -> None:
     """A loss that falls until lr 10 then diverges: the grid (0.316, 1, 3.16) grows by one
     lattice step at a time, to 10 and then 31.6 (diverged, which brackets 10), and stops."""

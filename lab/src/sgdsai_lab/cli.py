@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,6 +42,18 @@ TRAINING_LOG = Path("experiments/logs/sgdsai.log")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; a bad configuration (a preset file, an option's value) is reported as one
+    line on stderr, naming the field and the allowed values, with exit status 2 (argparse's)."""
+    from sgdsai_lab.config import ConfigError
+
+    try:
+        return _run(argv)
+    except ConfigError as error:
+        sys.stderr.write(f"sgdsai: error: {error}\n")
+        return 2
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="%(message)s")
