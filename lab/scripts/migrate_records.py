@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from sgdsai_lab import records
-from sgdsai_lab.run import RunConfig, task_revision
+from sgdsai_lab.config import RunConfig, task_revision
 
 logger = logging.getLogger("migrate_records")
 

@@ -130,7 +130,7 @@ def test_migration_keeps_every_value_and_a_rerun_changes_nothing(legacy) -> None
 
 
 def test_a_renamed_run_gets_the_id_its_config_hashes_to(legacy) -> None:
-    from sgdsai_lab.run import RunConfig
+    from sgdsai_lab.config import RunConfig
 
     _migration().migrate(legacy)
     (path,) = (legacy / "lora-cls").glob("*sgd-sai-1.0.3*.json")

@@ -11,8 +11,9 @@ import textwrap
 
 import pytest
 
+from sgdsai_lab.config import RunConfig
 from sgdsai_lab.resume import Checkpointer
-from sgdsai_lab.run import RunConfig, record_path
+from sgdsai_lab.run import record_path
 
 # Runs a one-run sweep with a checkpoint after every step; with a kill step, it SIGKILLs itself
 # right after the first checkpoint at or past that step, as `kill -9` would.
@@ -21,7 +22,7 @@ SCRIPT = textwrap.dedent(
     import os, signal, sys
     from pathlib import Path
     from sgdsai_lab import resume
-    from sgdsai_lab.run import RunConfig
+    from sgdsai_lab.config import RunConfig
     from sgdsai_lab.sweep import run_sweep
 
     records, optimizer, kill_at = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])

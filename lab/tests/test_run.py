@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from sgdsai_lab.cli import main
-from sgdsai_lab.run import RunConfig, lr_factor, record_path, run
+from sgdsai_lab.config import RunConfig
+from sgdsai_lab.run import lr_factor, record_path, run
 from sgdsai_lab.tasks import build_task
 
 

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 
 from sgdsai_lab import sweep
-from sgdsai_lab.run import RunConfig, record_path
+from sgdsai_lab.config import RunConfig
+from sgdsai_lab.run import record_path
 
 
 def _record(config: RunConfig, **metrics) -> dict:
@@ -17,9 +18,11 @@ def _record(config: RunConfig, **metrics) -> dict:
             "metrics": metrics, "loss_curve": [], "state_bytes": 0}  # fmt: skip
 
 
+SETTINGS = {"task": "vit", "steps": 3, "data": "synthetic", "batch_size": 8, "preset": "test"}
+
+
 def _configs():
-    base = RunConfig("vit", "", 0.0, 0.0, 3, data="synthetic", batch_size=8, preset="test")
-    return sweep.grid(base, ["sgdsai", "adamw"], {"sgdsai": [0.1], "adamw": [1e-3, 1e-2]},
+    return sweep.grid(SETTINGS, ["sgdsai", "adamw"], {"sgdsai": [0.1], "adamw": [1e-3, 1e-2]},
                       {"sgdsai": [0.01], "adamw": [0.1]}, [0, 1])  # fmt: skip
 
 
@@ -77,8 +80,7 @@ def test_a_diverged_run_is_never_the_best_point() -> None:
 def test_grid_extends_past_an_edge_until_the_best_is_bracketed(tmp_path, monkeypatch) -> None:
     """A loss that falls until lr 10 then diverges: the grid (0.316, 1, 3.16) grows by one
     lattice step at a time, to 10 and then 31.6 (diverged, which brackets 10), and stops."""
-    base = RunConfig("vit", "sgdsai", 0.0, 1e-4, 3, data="synthetic", batch_size=8, preset="test")
-    configs = sweep.grid(base, ["sgdsai"], {"sgdsai": [0.316, 1.0, 3.16]}, {"sgdsai": [1e-4]}, [0])
+    configs = sweep.grid(SETTINGS, ["sgdsai"], {"sgdsai": [0.316, 1.0, 3.16]}, {"sgdsai": [1e-4]}, [0])
 
     def fake_run(config, *args):
         diverged = config.lr > 20
@@ -99,8 +101,7 @@ def test_grid_extends_past_an_edge_until_the_best_is_bracketed(tmp_path, monkeyp
 
 
 def test_grid_extends_downwards_when_the_smallest_lr_is_best(tmp_path, monkeypatch) -> None:
-    base = RunConfig("vit", "adamw", 0.0, 0.1, 3, data="synthetic", batch_size=8, preset="test")
-    configs = sweep.grid(base, ["adamw"], {"adamw": [3.16e-4, 1e-3, 3.16e-3]}, {"adamw": [0.1]}, [0])
+    configs = sweep.grid(SETTINGS, ["adamw"], {"adamw": [3.16e-4, 1e-3, 3.16e-3]}, {"adamw": [0.1]}, [0])
     monkeypatch.setattr(sweep, "run", lambda c, *args: _record(c, diverged=False, val_loss=c.lr))
     sweep.run_sweep(configs, tmp_path)
     assert [c.lr for c in sweep.extension(configs, tmp_path, "val_loss")] == [1e-4]

@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sgdsai_lab import records as record_files
-    from sgdsai_lab.run import RunConfig
+    from sgdsai_lab.config import RunConfig
     from sgdsai_lab.run import run as train
 
     def config(optimizer: str, lr: float, weight_decay: float) -> RunConfig:

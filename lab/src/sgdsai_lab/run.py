@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import hashlib
-import json
 import logging
 import math
 import platform
@@ -29,61 +27,12 @@ from typing import Any
 import torch
 
 from sgdsai_lab import records
+from sgdsai_lab.config import RunConfig, add_arguments, config_from_args, task_revision
 from sgdsai_lab.resume import DEFAULT_EVERY_S, Checkpointer, checkpoint_path
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_RECORDS = Path("experiments/records")
-DEFAULT_DATA = {
-    "gpt2": "stdlib",
-    "vit": "digits",
-    "lora": "docstrings",
-    "lora-cls": "fortunes",
-    "cnn": "fashion-mnist",
-}
-#: Bumped whenever a task's data or model definition changes, so older records get other run ids
-#: and a sweep does not take them for current ones. 2: stdlib split by file, not by position;
-#: gpt2 3: fixed validation and test windows (held-out halves), whatever the batch size.
-TASK_REVISIONS = {"gpt2": 3}
-DEFAULT_TASK_REVISION = 2
-
-
-def task_revision(task: str) -> int:
-    return TASK_REVISIONS.get(task, DEFAULT_TASK_REVISION)
-
-
-@dataclasses.dataclass(frozen=True)
-class RunConfig:
-    task: str
-    optimizer: str
-    lr: float
-    weight_decay: float
-    steps: int
-    seed: int = 0
-    data: str = ""  #: empty: the task's embedded default
-    size: str = "tiny"
-    batch_size: int | None = None
-    warmup_ratio: float = 0.1
-    min_lr_ratio: float = 0.1
-    grad_clip: float | None = None
-    eval_every: int = 0  #: 0: evaluate at the end only
-    gsnr_every: int = 10
-    preset: str = ""  #: the named preset (or "cli") that produced the run
-
-    def resolved(self) -> RunConfig:
-        return dataclasses.replace(self, data=self.data or DEFAULT_DATA[self.task])
-
-    @property
-    def run_id(self) -> str:
-        """Readable prefix plus a hash of every field: equal ids mean equal runs."""
-        return self.run_id_at(task_revision(self.task))
-
-    def run_id_at(self, revision: int) -> str:
-        """:attr:`run_id` under task revision ``revision`` (for records of an older revision)."""
-        c = self.resolved()
-        key = json.dumps({**dataclasses.asdict(c), "task_revision": revision}, sort_keys=True)
-        digest = hashlib.sha256(key.encode()).hexdigest()[:8]
-        return f"{c.task}-{c.data}-{c.size}-{c.optimizer}-lr{c.lr:g}-wd{c.weight_decay:g}-s{c.seed}-{digest}"
 
 
 def record_path(config: RunConfig, records: Path) -> Path:
@@ -236,68 +185,31 @@ def _finite(value: Any) -> Any:
     return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
-def add_run_arguments(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``train`` and ``sweep``."""
-    p.add_argument("task", choices=sorted(DEFAULT_DATA))
+def add_runner_arguments(p: argparse.ArgumentParser) -> None:
+    """Where and how ``train`` and ``sweep`` run (what a run is: :func:`sgdsai_lab.config.add_arguments`)."""
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument(
-        "--data",
-        default="",
-        help="dataset, default first (gpt2: stdlib|synthetic|english|python-docs|english+python-docs; "
-        "vit: digits|fashion-mnist|synthetic; lora: docstrings|synthetic; lora-cls: fortunes|synthetic; "
-        "cnn: fashion-mnist|digits|synthetic)",
+        "--records", type=Path, default=DEFAULT_RECORDS, help=f"records folder (default: {DEFAULT_RECORDS})"
     )
-    p.add_argument(
-        "--size",
-        default="tiny",
-        choices=["tiny", "mini", "small", "base"],
-        help="model size (gpt2: mini is 2x64 for BPE sweeps; lora tasks: tiny|small|base = rank 8|16|32)",
-    )
-    p.add_argument("--steps", type=int, default=200)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--warmup-ratio", type=float, default=0.1)
-    p.add_argument("--min-lr-ratio", type=float, default=0.1)
-    p.add_argument("--grad-clip", type=float, default=None)
-    p.add_argument("--eval-every", type=int, default=0)
-    p.add_argument("--gsnr-every", type=int, default=10)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--records", type=Path, default=DEFAULT_RECORDS, help="records folder")
     p.add_argument(
         "--checkpoint-every",
         type=float,
         default=DEFAULT_EVERY_S,
         help="seconds between mid-run checkpoints (beside the record, removed when it is written); "
-        "a run started again resumes from its checkpoint",
+        f"a run started again resumes from its checkpoint (default: {DEFAULT_EVERY_S:g})",
     )
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from sgdsai_lab.zoo import OPTIMIZERS
-
     p = subparsers.add_parser("train", help="train one task with one optimizer; write a JSON record")
-    add_run_arguments(p)
-    p.add_argument("--optimizer", required=True, choices=sorted(OPTIMIZERS))
-    p.add_argument("--lr", type=float, default=None, help="peak lr (default: the optimizer's)")
-    p.add_argument("--weight-decay", type=float, default=None, help="default: the optimizer's")
-    p.add_argument("--seed", type=int, default=0)
+    add_arguments(p, "train")
+    add_runner_arguments(p)
     p.add_argument("--force", action="store_true", help="rerun even if the record exists")
     p.set_defaults(run=_main)
 
 
-def config_from_args(args: argparse.Namespace, **overrides: Any) -> RunConfig:
-    fields = {f.name for f in dataclasses.fields(RunConfig)}
-    values = {k: v for k, v in vars(args).items() if k in fields}
-    values.update(overrides)
-    values.setdefault("preset", "cli")
-    return RunConfig(**values)
-
-
 def _main(args: argparse.Namespace) -> int:
-    from sgdsai_lab.zoo import OPTIMIZERS
-
-    spec = OPTIMIZERS[args.optimizer]
-    lr = spec.lr if args.lr is None else args.lr
-    wd = spec.weight_decay if args.weight_decay is None else args.weight_decay
-    config = config_from_args(args, lr=lr, weight_decay=wd)
+    config = config_from_args(args, preset="cli")
     path = record_path(config, args.records)
     if path.exists() and not args.force:
         logger.info("record exists, not rerun: %s", path)

@@ -17,25 +17,28 @@ import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from sgdsai_lab import presets
 from sgdsai_lab import records as record_files
+from sgdsai_lab.config import RunConfig
 from sgdsai_lab.resume import DEFAULT_EVERY_S, checkpoint_path
-from sgdsai_lab.run import RunConfig, record_path, run
+from sgdsai_lab.run import record_path, run
 
 logger = logging.getLogger(__name__)
 
 
 def grid(
-    base: RunConfig,
+    settings: Mapping[str, Any],
     optimizers: Sequence[str],
     lrs: Mapping[str, Sequence[float]],
     weight_decays: Mapping[str, Sequence[float]],
     seeds: Sequence[int],
 ) -> list[RunConfig]:
-    """Every combination, in a fixed order (seed-major, so the first seed completes first)."""
+    """Every combination, each a complete config of ``settings`` (every field but the grid's), in
+    a fixed order (seed-major, so the first seed completes first)."""
     return [
-        dataclasses.replace(base, optimizer=o, lr=lr, weight_decay=wd, seed=s)
+        RunConfig(**settings, optimizer=o, lr=lr, weight_decay=wd, seed=s)
         for s in seeds
         for o in optimizers
         for lr, wd in itertools.product(lrs[o], weight_decays[o])
@@ -68,10 +71,12 @@ def run_sweep(
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from sgdsai_lab.run import add_run_arguments
+    from sgdsai_lab.config import add_arguments
+    from sgdsai_lab.run import add_runner_arguments
 
-    p = subparsers.add_parser("sweep", help="resumable grid of train runs (lr x wd x seeds)")
-    add_run_arguments(p)
+    p = subparsers.add_parser("sweep", help="resumable grid of train runs (optimizers x lrs x wds x seeds)")
+    add_arguments(p, "sweep")
+    add_runner_arguments(p)
     p.add_argument(
         "--preset",
         metavar="NAME|FILE.toml",
@@ -80,10 +85,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"see {presets.__name__}): "
         + "; ".join(f"{n}: {presets.find(n).description}" for n in presets.names()),
     )
-    p.add_argument("--optimizers", nargs="+", default=["sgdsai", "adamw"])
-    p.add_argument("--lrs", nargs="+", type=float, default=None, help="default: each optimizer's default lr")
-    p.add_argument("--weight-decays", nargs="+", type=float, default=None, help="default: each optimizer's")
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.set_defaults(run=_main)
 
 
@@ -123,18 +124,16 @@ def best_seed_configs(
 
 def preset_configs(preset: presets.Preset, args: argparse.Namespace) -> list[RunConfig]:
     """The grid of ``preset`` (its second, best-point phase is added by :func:`run_preset`)."""
-    from sgdsai_lab.config import ConfigError
-    from sgdsai_lab.run import config_from_args
+    from sgdsai_lab.config import ConfigError, settings_from_args
 
     if args.task != preset.task:
         raise ConfigError(f"--preset {preset.name}: is for task {preset.task!r}, not {args.task!r}")
-    base = config_from_args(args, task=preset.task, data=preset.data, size=preset.size, steps=preset.steps,
-                            batch_size=preset.batch_size, eval_every=preset.eval_every, preset=preset.name,
-                            grad_clip=preset.grad_clip,
-                            optimizer="", lr=0.0, weight_decay=0.0)  # fmt: skip
+    settings = settings_from_args(args, task=preset.task, data=preset.data, size=preset.size, steps=preset.steps,
+                                  batch_size=preset.batch_size, eval_every=preset.eval_every,
+                                  grad_clip=preset.grad_clip, preset=preset.name)  # fmt: skip
     lrs = {o: lrs for o, (lrs, _) in preset.grid.items()}
     wds = {o: wds for o, (_, wds) in preset.grid.items()}
-    return grid(base, list(preset.grid), lrs, wds, preset.seeds)
+    return grid(settings, list(preset.grid), lrs, wds, preset.seeds)
 
 
 def extension(configs: Sequence[RunConfig], records: Path, metric: str) -> list[RunConfig]:
@@ -191,13 +190,12 @@ def run_preset(preset: presets.Preset, args: argparse.Namespace) -> None:
 
 def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     """The grid given by ``--optimizers/--lrs/--weight-decays/--seeds`` (defaults: each optimizer's)."""
-    from sgdsai_lab.run import config_from_args
+    from sgdsai_lab.config import settings_from_args
     from sgdsai_lab.zoo import OPTIMIZERS
 
-    base = config_from_args(args, preset="sweep", optimizer="", lr=0.0, weight_decay=0.0)
-    lrs = {o: args.lrs or [OPTIMIZERS[o].lr] for o in args.optimizers}
-    wds = {o: args.weight_decays or [OPTIMIZERS[o].weight_decay] for o in args.optimizers}
-    return grid(base, args.optimizers, lrs, wds, args.seeds)
+    lrs = {o: args.lr or [OPTIMIZERS[o].lr] for o in args.optimizer}
+    wds = {o: args.weight_decay or [OPTIMIZERS[o].weight_decay] for o in args.optimizer}
+    return grid(settings_from_args(args, preset="sweep"), args.optimizer, lrs, wds, args.seed)
 
 
 def _main(args: argparse.Namespace) -> int:

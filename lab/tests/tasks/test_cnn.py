@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from sgdsai_lab.run import RunConfig, run
+from sgdsai_lab.config import RunConfig
+from sgdsai_lab.run import run
 from sgdsai_lab.tasks import build_task
 from sgdsai_lab.tasks.cnn import ResNet
 from sgdsai_lab.zoo import build_optimizer

@@ -11,7 +11,8 @@ from torch import nn
 
 pytest.importorskip("peft")
 
-from sgdsai_lab.run import RunConfig, run
+from sgdsai_lab.config import RunConfig
+from sgdsai_lab.run import run
 from sgdsai_lab.tasks import build_task
 from sgdsai_lab.tasks.lora import IGNORE, pack
 from sgdsai_lab.tasks.lora_cls import stratified_split
