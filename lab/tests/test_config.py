@@ -70,3 +70,27 @@ def test_the_grid_fields_are_the_sweeps_plural_options() -> None:
     assert {name: getattr(args, name) for name in GRID_FIELDS} == {
         "optimizer": ["adamw"], "lr": [1e-3, 1e-2], "weight_decay": [0.1], "seed": [0]
     }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["train", "vit", "--optimizer", "adamw", "--size", "mini"],
+         "sgdsai: error: --size for task vit: 'mini' is not one of tiny, small, base\n"),
+        (["sweep", "lora", "--data", "english"],
+         "sgdsai: error: --data for task lora: 'english' is not one of docstrings, synthetic\n"),
+    ],
+)  # fmt: skip
+def test_data_or_size_of_another_task_is_one_line_naming_the_tasks_choices(capsys, argv, line) -> None:
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == line
+
+
+def test_the_data_and_size_help_comes_from_the_task_declarations(capsys) -> None:
+    from sgdsai_lab.tasks import TASKS, task_spec
+
+    with pytest.raises(SystemExit):
+        cli.main(["sweep", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for name in TASKS:
+        assert f"{name}: {'|'.join(task_spec(name).data)}" in shown.replace("| ", "|").replace("- ", "-")

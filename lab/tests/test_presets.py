@@ -58,11 +58,16 @@ weight_decays = [0.0001]
 """
 
 
-def test_a_minimal_file_loads_with_defaults_and_integer_lrs_as_floats(tmp_path) -> None:
+def test_a_minimal_file_loads_with_defaults_the_tasks_metric_and_integer_lrs_as_floats(tmp_path) -> None:
     path = tmp_path / "mine.toml"
     path.write_text(GOOD)
     preset = presets.load(path)
-    assert (preset.name, preset.seeds, preset.metric, preset.batch_size) == ("mine", (0,), "val_loss", None)
+    assert (preset.name, preset.seeds, preset.metric, preset.batch_size) == (
+        "mine",
+        (0,),
+        "val_accuracy",
+        None,
+    )
     assert preset.grid == {"sgdsai": ((1.0,), (0.0001,))} and isinstance(preset.grid["sgdsai"][0][0], float)
 
 
@@ -73,6 +78,8 @@ BAD = {
     "bool for int": (GOOD.replace("steps = 3", "steps = true"), ("steps", "an integer")),
     "unknown task": (GOOD.replace('"vit"', '"vitt"'), ("task", "'vitt'", "gpt2", "lora-cls")),
     "unknown size": (GOOD.replace('"tiny"', '"huge"'), ("size", "'huge'", "tiny", "small")),
+    "size of another task": (GOOD.replace('"tiny"', '"mini"'), ("size", "'mini'", "tiny, small, base")),
+    "data of another task": (GOOD.replace('"synthetic"', '"english"'), ("data", "'english'", "digits")),
     "unknown optimizer": (GOOD.replace("grid.sgdsai", "grid.sgdsay"), ("'sgdsay'", "adamw", "nesterov")),
     "unknown metric": ('metric = "val_acc"\n' + GOOD, ("metric", "'val_acc'", "val_accuracy", "val_loss")),
     "unknown grid key": (GOOD + "lr = [1.0]\n", ("grid.sgdsai key", "'lr'", "lrs", "weight_decays")),

@@ -31,13 +31,6 @@ def choose(value: str, allowed: Iterable[str], field: str, where: str = "") -> s
     return value
 
 
-DEFAULT_DATA = {
-    "gpt2": "stdlib",
-    "vit": "digits",
-    "lora": "docstrings",
-    "lora-cls": "fortunes",
-    "cnn": "fashion-mnist",
-}
 #: Bumped whenever a task's data or model definition changes, so older records get other run ids
 #: and a sweep does not take them for current ones. 2: stdlib split by file, not by position;
 #: gpt2 3: fixed validation and test windows (held-out halves), whatever the batch size.
@@ -70,13 +63,15 @@ def option(
     cli: bool = True,
     sweep: str = "",
     sweep_default: Any = None,
+    per_task: str = "",
 ) -> Any:
     """A :class:`RunConfig` field and its command-line option: ``help`` (the default is added),
     ``choices`` (called when the parser is built), ``sweep``: the plural option by which
     ``sgdsai sweep`` takes several values (``sweep_default``: its default list), ``cli=False``: set
-    by the command, not an option."""
+    by the command, not an option; ``per_task``: the :class:`~sgdsai_lab.tasks.TaskSpec` attribute
+    holding each task's choices (checked by :func:`check`)."""
     metadata = {"help": help, "choices": choices, "positional": positional, "cli": cli, "sweep": sweep,
-                "sweep_default": sweep_default}  # fmt: skip
+                "sweep_default": sweep_default, "per_task": per_task}  # fmt: skip
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -90,17 +85,8 @@ class RunConfig:
     weight_decay: float = option("weight decay (default: the optimizer's)", sweep="weight-decays")
     steps: int = option("optimizer steps", 200)
     seed: int = option("seed of the initialisation and the batch order", 0, sweep="seeds", sweep_default=[0])
-    data: str = option(
-        "dataset, empty for the task's default (gpt2: stdlib|synthetic|english|python-docs|"
-        "english+python-docs; vit: digits|fashion-mnist|synthetic; lora: docstrings|synthetic; "
-        "lora-cls: fortunes|synthetic; cnn: fashion-mnist|digits|synthetic)",
-        "",
-    )
-    size: str = option(
-        "model size (gpt2: mini is 2x64 for BPE sweeps; lora tasks: tiny|small|base = rank 8|16|32)",
-        "tiny",
-        choices=lambda: ["tiny", "mini", "small", "base"],
-    )
+    data: str = option("dataset, empty for the task's first", "", per_task="data")
+    size: str = option("model size (lora tasks: tiny|small|base = rank 8|16|32)", "tiny", per_task="sizes")
     batch_size: int | None = option("batch size (default: the task's)", None)
     warmup_ratio: float = option("fraction of the steps spent in linear warmup", 0.1)
     min_lr_ratio: float = option("the cosine schedule's final lr, as a fraction of the peak", 0.1)
@@ -110,7 +96,9 @@ class RunConfig:
     preset: str = option("the preset (or cli, sweep, demo) that produced the run", "", cli=False)
 
     def resolved(self) -> RunConfig:
-        return dataclasses.replace(self, data=self.data or DEFAULT_DATA[self.task])
+        from sgdsai_lab.tasks import task_spec
+
+        return dataclasses.replace(self, data=self.data or task_spec(self.task).data[0])
 
     @property
     def run_id(self) -> str:
@@ -132,6 +120,8 @@ GRID_FIELDS = ("optimizer", "lr", "weight_decay", "seed")
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
     """One option per :class:`RunConfig` field: ``command`` ``"train"`` takes one value of each,
     ``"sweep"`` several of the grid's fields (``--optimizers``, ``--lrs``, ...)."""
+    from sgdsai_lab.tasks import task_spec
+
     hints = typing.get_type_hints(RunConfig)
     for field in dataclasses.fields(RunConfig):
         meta = field.metadata
@@ -141,6 +131,12 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         choices = meta["choices"]() if meta["choices"] else None
         help = meta["help"] + (f"; one of {', '.join(choices)}" if choices else "")
         metavar = field.name.upper() if choices else None
+        if meta["per_task"]:
+            help += (
+                " ("
+                + "; ".join(f"{t}: {'|'.join(getattr(task_spec(t), meta['per_task']))}" for t in _tasks())
+                + ")"
+            )
         if meta["positional"]:
             parser.add_argument(field.name, choices=choices, metavar=metavar, help=help)
         elif command == "sweep" and meta["sweep"]:
@@ -167,7 +163,7 @@ def settings_from_args(args: argparse.Namespace, **values: Any) -> dict[str, Any
     """Every field but the grid's (:data:`GRID_FIELDS`) from the parsed options, ``values`` taking
     precedence: what the runs of one sweep share."""
     fields = {f.name for f in dataclasses.fields(RunConfig)} - set(GRID_FIELDS)
-    return {k: v for k, v in vars(args).items() if k in fields} | values
+    return check({k: v for k, v in vars(args).items() if k in fields} | values)
 
 
 def config_from_args(args: argparse.Namespace, **values: Any) -> RunConfig:
@@ -182,4 +178,18 @@ def config_from_args(args: argparse.Namespace, **values: Any) -> RunConfig:
         merged["lr"] = spec.lr
     if merged.get("weight_decay") is None:
         merged["weight_decay"] = spec.weight_decay
-    return RunConfig(**merged)
+    return RunConfig(**check(merged))
+
+
+def check(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` if each field that depends on the task (``--data``, ``--size``) holds one of the
+    task's choices, else a :class:`ConfigError` naming the option and the choices."""
+    from sgdsai_lab.tasks import task_spec
+
+    spec = task_spec(values["task"])
+    for field in dataclasses.fields(RunConfig):
+        attribute = field.metadata["per_task"]
+        if attribute and values.get(field.name, field.default):
+            flag = f"--{field.name.replace('_', '-')} for task {values['task']}"
+            choose(values.get(field.name, field.default), getattr(spec, attribute), flag)
+    return values

@@ -4,13 +4,13 @@ A preset fixes a task setting and a grid of optimizers x learning rates x weight
 
     description = "what the preset is for"      # required
     task = "gpt2"                                # required: a task of sgdsai_lab.tasks
-    data = "stdlib"                              # required
+    data = "stdlib"                              # required: one of the task's datasets
     size = "tiny"                                # required: one of the task's sizes
     steps = 150                                  # required
     batch_size = 128                             # optional (default: the task's)
     seeds = [0]                                  # optional (default [0])
     best_seeds = [1, 2]                          # optional: more seeds at each optimizer's best point
-    metric = "val_loss"                          # optional: val_loss (minimised) or val_accuracy
+    metric = "val_loss"                          # optional: val_loss or val_accuracy (default: the task's)
     eval_every = 100                             # optional (default 0: at the end only)
     extend = 3                                   # optional: lrs added past a grid edge holding the best
     grad_clip = 1.0                              # optional (default: no clipping)
@@ -19,14 +19,14 @@ A preset fixes a task setting and a grid of optimizers x learning rates x weight
     lrs = [0.1, 0.3, 1.0]
     weight_decays = [0.01]
 
-Any other key, a value of the wrong type, or an unknown task, size, optimizer or metric raises a
+Any other key, a value of the wrong type, or an unknown task, data, size (the task's, from its
+:class:`~sgdsai_lab.tasks.TaskSpec`), optimizer or metric raises a
 :class:`~sgdsai_lab.config.ConfigError` naming the file, the field and the allowed values.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import tomllib
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,8 +35,6 @@ from typing import Any
 from sgdsai_lab.config import ConfigError, choose
 
 PRESET_DIR = Path(__file__).parent / "presets"
-#: what "best" can mean, and which way is better
-METRICS = {"val_loss": "min", "val_accuracy": "max"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +49,7 @@ class Preset:
     batch_size: int | None = None
     seeds: tuple[int, ...] = (0,)
     best_seeds: tuple[int, ...] = ()  #: extra seeds at each optimizer's best grid point
-    metric: str = "val_loss"  #: what "best" means; ``val_accuracy`` is maximised, losses minimised
+    metric: str = "val_loss"  #: what "best" means (default: the task's); accuracy is maximised, losses minimised
     eval_every: int = 0
     #: at most this many lrs added beyond each edge of an optimizer's grid while its best lr lies at
     #: that edge (at the grid's own spacing), before the extra seeds; 0: the grid is fixed
@@ -94,11 +92,12 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
     missing = [key for key in REQUIRED if key not in raw]
     if missing:
         raise ConfigError(f"{where}: missing required key(s) {', '.join(missing)}")
-    from sgdsai_lab.tasks import TASKS
+    from sgdsai_lab.tasks import METRICS, TASKS, task_spec
     from sgdsai_lab.zoo import OPTIMIZERS
 
     task = choose(_typed(raw, "task", str, where), sorted(TASKS), "task", where)
-    size = choose(_typed(raw, "size", str, where), _sizes(task), "size", where)
+    spec = task_spec(task)
+    size = choose(_typed(raw, "size", str, where), spec.sizes, "size", where)
     grid_table = _typed(raw, "grid", dict, where)
     if not grid_table:
         raise ConfigError(f"{where}: grid: needs at least one optimizer table, [grid.<optimizer>]")
@@ -113,9 +112,9 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
         grid[optimizer] = (lrs, wds)
     values: dict[str, Any] = {
         "description": _typed(raw, "description", str, where),
-        "data": _typed(raw, "data", str, where),
+        "data": choose(_typed(raw, "data", str, where), spec.data, "data", where),
         "steps": _positive(_typed(raw, "steps", int, where), where, "steps"),
-        "metric": choose(_typed(raw, "metric", str, where, default="val_loss"), METRICS, "metric", where),
+        "metric": choose(_typed(raw, "metric", str, where, default=spec.metric), METRICS, "metric", where),
         "eval_every": _typed(raw, "eval_every", int, where, default=0),
         "extend": _typed(raw, "extend", int, where, default=0),
         "seeds": _ints(raw, "seeds", where, default=(0,)),
@@ -179,10 +178,3 @@ def _ints(table: dict[str, Any], key: str, where: str, default: Sequence[int]) -
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ConfigError(f"{where}: {key}: must hold non-negative integers, not {value!r}")
     return tuple(values)
-
-
-def _sizes(task: str) -> list[str]:
-    from sgdsai_lab.tasks import TASKS
-
-    module = importlib.import_module(TASKS[task])
-    return list(getattr(module, "SIZES", getattr(module, "RANKS", {})))

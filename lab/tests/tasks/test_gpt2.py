@@ -41,5 +41,5 @@ def test_gpt2_on_an_unfetched_corpus_names_the_fetch_command(tmp_path, monkeypat
 
 
 def test_gpt2_names_the_data_it_accepts() -> None:
-    with pytest.raises(ValueError, match="'english\\+python-docs', not 'shakespeare'"):
+    with pytest.raises(ValueError, match="english\\+python-docs, not 'shakespeare'"):
         build_task("gpt2", "shakespeare", "tiny", seed=0)

@@ -1,4 +1,5 @@
-"""Batch plumbing shared by the tasks: padding trimmed without changing what a model computes."""
+"""Batch plumbing shared by the tasks: padding trimmed without changing what a model computes; each
+task declares its choices and yardsticks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import importlib
 import pytest
 import torch
 
-from sgdsai_lab.tasks import length_sorted_chunks, trim_padding
+from sgdsai_lab.tasks import FLOORS, METRICS, TASKS, build_task, length_sorted_chunks, task_spec, trim_padding
 
 
 def _padded_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -49,3 +50,27 @@ def test_trailing_padding_does_not_change_the_outputs_at_real_tokens(task: str) 
     if task == "lora":  # per-token logits: compare the real positions
         long, short = long[:, :10][mask.bool()], short[mask.bool()]
     torch.testing.assert_close(long, short, rtol=1e-5, atol=1e-5)
+
+
+#: each task's default data before the declarations existed (run ids of older records depend on it)
+OLD_DEFAULT_DATA = {
+    "gpt2": "stdlib",
+    "vit": "digits",
+    "lora": "docstrings",
+    "lora-cls": "fortunes",
+    "cnn": "fashion-mnist",
+}
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_task_declares_choices_a_metric_and_a_floor_from_the_known_ones(name: str) -> None:
+    spec = task_spec(name)
+    assert spec.data[0] == OLD_DEFAULT_DATA[name] and "synthetic" in spec.data
+    assert spec.sizes and spec.metric in METRICS and spec.goal in ("min", "max") and spec.floor in FLOORS
+    assert spec.eval_size
+
+
+@pytest.mark.parametrize("name", ["gpt2", "vit"])
+def test_a_floor_declared_computed_is_in_the_task_info_and_only_then(name: str) -> None:
+    task = build_task(name, "synthetic", "tiny", 0, 4)
+    assert bool(task.info.get("floors")) == task_spec(name).floor_computed

@@ -1,6 +1,7 @@
 """Training tasks: a model, a deterministic batch stream, a loss and an evaluation.
 
-Each task module defines ``build(data, size, seed, batch_size) -> Task`` and supports
+Each task module declares what it offers and how it is judged in one :class:`TaskSpec`, its
+``SPEC`` (:func:`task_spec`), defines ``build(data, size, seed, batch_size) -> Task`` and supports
 ``data="synthetic"``, a tiny generated dataset that needs no files, for tests.
 """
 
@@ -22,6 +23,43 @@ TASKS = {
     "lora-cls": "sgdsai_lab.tasks.lora_cls",
     "cnn": "sgdsai_lab.tasks.cnn",
 }
+
+
+#: the metrics a task can be judged by, and which way is better
+METRICS = {"val_loss": "min", "val_accuracy": "max"}
+#: what a task's result is compared against to tell learning from memorised statistics
+FLOORS = {
+    "n-gram": "the unigram and bigram cross-entropy of the validation targets (task.info['floors'])",
+    "linear": "the accuracy of a linear model on the same pixels",
+    "majority": "the accuracy of always answering the most frequent class",
+    "none": "no floor is defined",
+}
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task's choices and yardsticks, declared once: the command line's ``--data`` and
+    ``--size`` choices and a preset file's validation come from here."""
+
+    data: tuple[str, ...]  #: its datasets, the default first
+    sizes: tuple[str, ...]  #: its model sizes
+    metric: str  #: the validation metric that picks the best run (a key of METRICS)
+    eval_size: str  #: the evaluation set, in words
+    floor: str  #: a key of FLOORS
+    floor_computed: bool  #: whether runs record the floor's value (else it is declared, not yet computed)
+
+    @property
+    def goal(self) -> str:
+        """``"min"`` or ``"max"``: which way the metric is better."""
+        return METRICS[self.metric]
+
+
+def task_spec(name: str) -> TaskSpec:
+    """The declaration of task ``name`` (its module's ``SPEC``)."""
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; choose from {', '.join(TASKS)}")
+    spec: TaskSpec = importlib.import_module(TASKS[name]).SPEC
+    return spec
 
 
 @dataclass

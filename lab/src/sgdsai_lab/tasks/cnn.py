@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sgdsai_lab.tasks import Task, row_batches
+from sgdsai_lab.tasks import Task, TaskSpec, row_batches
 from sgdsai_lab.tasks.vit import EVAL_LIMIT, holdout_split, synthetic_images
 
 SIZES = {  # stem width (doubled per stage), BasicBlocks per stage
@@ -26,6 +26,14 @@ SIZES = {  # stem width (doubled per stage), BasicBlocks per stage
     "base": (32, 3),
 }
 EVAL_CHUNK = 500
+SPEC = TaskSpec(
+    data=("fashion-mnist", "digits", "synthetic"),
+    sizes=tuple(SIZES),
+    metric="val_accuracy",
+    eval_size=f"the first {EVAL_LIMIT} held-out images",
+    floor="linear",
+    floor_computed=False,
+)
 
 
 class BasicBlock(nn.Module):
@@ -78,7 +86,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
     from sgdsai_lab.sources import images
 
     if size not in SIZES:
-        raise ValueError(f"cnn size must be one of {', '.join(SIZES)}, not {size!r}")
+        raise ValueError(f"cnn size must be one of {', '.join(SPEC.sizes)}, not {size!r}")
     width, blocks = SIZES[size]
     batch_size = batch_size or 128
     if data == "fashion-mnist":
@@ -88,7 +96,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
     elif data == "synthetic":
         (x_train, y_train), (x_test, y_test) = holdout_split(*synthetic_images(1000))
     else:
-        raise ValueError(f"cnn data must be 'fashion-mnist', 'digits' or 'synthetic', not {data!r}")
+        raise ValueError(f"cnn data must be one of {', '.join(SPEC.data)}, not {data!r}")
     x_test, y_test = x_test[:EVAL_LIMIT], y_test[:EVAL_LIMIT]
 
     batch = row_batches((x_train, y_train), batch_size, seed)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from sgdsai_lab.floors import ngram_floors
-from sgdsai_lab.tasks import Task, sample_rows, step_generator
+from sgdsai_lab.tasks import Task, TaskSpec, sample_rows, step_generator
 
 SIZES = {  # n_embd, n_layer, n_head, context
     "tiny": (32, 1, 2, 32),
@@ -30,6 +30,14 @@ EVAL_WINDOWS = 256  #: windows in each of the validation and test sets
 EVAL_CHUNK = 32  #: windows per evaluation forward pass
 BPE_DATA = ("english", "python-docs", "english+python-docs")
 BPE_VOCAB = 8192
+SPEC = TaskSpec(
+    data=("stdlib", "synthetic", *BPE_DATA),
+    sizes=tuple(SIZES),
+    metric="val_loss",
+    eval_size=f"{EVAL_WINDOWS} windows of the context length for validation, as many for test",
+    floor="n-gram",
+    floor_computed=True,
+)
 
 
 def markov_tokens(n: int, symbols: int = 16, seed: int = 0) -> torch.Tensor:
@@ -64,8 +72,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         train, held_out, vocab = bpe.token_ids(data, BPE_VOCAB)
         units = f"BPE-{BPE_VOCAB} tokens"
     else:
-        choices = ", ".join(repr(d) for d in ("stdlib", "synthetic", *BPE_DATA))
-        raise ValueError(f"gpt2 data must be one of {choices}, not {data!r}")
+        raise ValueError(f"gpt2 data must be one of {', '.join(SPEC.data)}, not {data!r}")
 
     def windows(source: torch.Tensor, starts: torch.Tensor) -> torch.Tensor:
         return torch.stack([source[s : s + context] for s in starts.tolist()])

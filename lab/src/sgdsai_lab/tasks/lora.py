@@ -18,13 +18,21 @@ from typing import Any
 
 import torch
 
-from sgdsai_lab.tasks import Task, length_sorted_chunks, row_batches, trim_padding
+from sgdsai_lab.tasks import Task, TaskSpec, length_sorted_chunks, row_batches, trim_padding
 from sgdsai_lab.tasks.lora_metrics import lora_metrics, lora_snapshot
 
 RANKS = {"tiny": 8, "small": 16, "base": 32}
 CONTEXT = 64
 EVAL_EXAMPLES = 64
 EVAL_CHUNK = 16
+SPEC = TaskSpec(
+    data=("docstrings", "synthetic"),
+    sizes=tuple(RANKS),
+    metric="val_loss",
+    eval_size=f"{EVAL_EXAMPLES} held-out examples",
+    floor="none",
+    floor_computed=False,
+)
 IGNORE = -100  #: label of positions the loss skips
 SYNTHETIC = {"vocab": 64, "hidden": 32, "heads": 4, "context": 24, "length": 8, "examples": 2000}
 
@@ -81,7 +89,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
     from sgdsai_lab.sources import pretrained
 
     if size not in RANKS:
-        raise ValueError(f"lora size must be one of {', '.join(RANKS)}, not {size!r}")
+        raise ValueError(f"lora size must be one of {', '.join(SPEC.sizes)}, not {size!r}")
     rank, batch_size = RANKS[size], batch_size or 4
     torch.manual_seed(seed)
     if data == "docstrings":
@@ -98,7 +106,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         train = pack(examples[EVAL_EXAMPLES:], context, pad)
         val = pack(examples[:EVAL_EXAMPLES], context, pad)
     else:
-        raise ValueError(f"lora data must be 'docstrings' or 'synthetic', not {data!r}")
+        raise ValueError(f"lora data must be one of {', '.join(SPEC.data)}, not {data!r}")
 
     base.config.use_cache = False  # training needs no key/value cache
     val_chunks = length_sorted_chunks(val, EVAL_CHUNK)

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sgdsai_lab.tasks import Task, length_sorted_chunks, row_batches, trim_padding
+from sgdsai_lab.tasks import Task, TaskSpec, length_sorted_chunks, row_batches, trim_padding
 from sgdsai_lab.tasks.lora_metrics import lora_metrics, lora_snapshot
 
 RANKS = {"tiny": 8, "small": 16, "base": 32}
@@ -27,6 +27,14 @@ MAX_LEN = 64
 HOLDOUT = 0.2
 EVAL_CHUNK = 32
 CLASSES = 5
+SPEC = TaskSpec(
+    data=("fortunes", "synthetic"),
+    sizes=tuple(RANKS),
+    metric="val_accuracy",
+    eval_size=f"{HOLDOUT:.0%} of the examples, stratified by class",
+    floor="majority",
+    floor_computed=False,
+)
 SYNTHETIC = {"vocab": 64, "hidden": 32, "length": 16, "examples": 1000}
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  #: input_ids, attention_mask, labels
@@ -82,7 +90,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
     from sgdsai_lab.sources import pretrained
 
     if size not in RANKS:
-        raise ValueError(f"lora-cls size must be one of {', '.join(RANKS)}, not {size!r}")
+        raise ValueError(f"lora-cls size must be one of {', '.join(SPEC.sizes)}, not {size!r}")
     rank, batch_size = RANKS[size], batch_size or 16
     torch.manual_seed(seed)  # the new classifier head (and, for synthetic, the whole model)
     if data == "fortunes":
@@ -98,7 +106,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         base = _synthetic_model()
         examples = synthetic_sequences(SYNTHETIC["examples"])
     else:
-        raise ValueError(f"lora-cls data must be 'fortunes' or 'synthetic', not {data!r}")
+        raise ValueError(f"lora-cls data must be one of {', '.join(SPEC.data)}, not {data!r}")
     tokens, mask, classes = examples
     train_rows, val_rows = stratified_split(classes, HOLDOUT)
     train = (tokens[train_rows], mask[train_rows], classes[train_rows])

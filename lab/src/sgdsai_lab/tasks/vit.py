@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sgdsai_lab.tasks import Task, row_batches
+from sgdsai_lab.tasks import Task, TaskSpec, row_batches
 
 SIZES = {  # hidden, layers, heads
     "tiny": (32, 1, 2),
@@ -19,6 +19,14 @@ SIZES = {  # hidden, layers, heads
     "base": (128, 4, 4),
 }
 EVAL_LIMIT = 2000
+SPEC = TaskSpec(
+    data=("digits", "fashion-mnist", "synthetic"),
+    sizes=tuple(SIZES),
+    metric="val_accuracy",
+    eval_size=f"the first {EVAL_LIMIT} held-out images",
+    floor="linear",
+    floor_computed=False,
+)
 
 
 def synthetic_images(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,7 +60,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         (x_train, y_train), (x_test, y_test) = holdout_split(*synthetic_images(1000))
         image, patch = 8, 2
     else:
-        raise ValueError(f"vit data must be 'digits', 'fashion-mnist' or 'synthetic', not {data!r}")
+        raise ValueError(f"vit data must be one of {', '.join(SPEC.data)}, not {data!r}")
     x_test, y_test = x_test[:EVAL_LIMIT], y_test[:EVAL_LIMIT]
 
     batch = row_batches((x_train, y_train), batch_size, seed)
