@@ -4,6 +4,7 @@ task declares its choices and yardsticks."""
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 import pytest
 import torch
@@ -74,3 +75,12 @@ def test_every_task_declares_choices_a_metric_and_a_floor_from_the_known_ones(na
 def test_a_floor_declared_computed_is_in_the_task_info_and_only_then(name: str) -> None:
     task = build_task(name, "synthetic", "tiny", 0, 4)
     assert bool(task.info.get("floors")) == task_spec(name).floor_computed
+
+
+def test_the_docs_table_of_metrics_and_floors_equals_the_declarations() -> None:
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "experiments.md").read_text()
+    for name in TASKS:
+        spec = task_spec(name)
+        pending = "" if spec.floor_computed or spec.floor == "none" else " (declared, not yet computed)"
+        row = f"| `{name}` | `{spec.metric}` ({spec.goal}) | {spec.eval_size} | {spec.floor}{pending} |"
+        assert row in docs, row
