@@ -105,3 +105,28 @@ def test_grid_extends_downwards_when_the_smallest_lr_is_best(tmp_path, monkeypat
     monkeypatch.setattr(sweep, "run", lambda c, *args: _record(c, diverged=False, val_loss=c.lr))
     sweep.run_sweep(configs, tmp_path)
     assert [c.lr for c in sweep.extension(configs, tmp_path, "val_loss")] == [1e-4]
+
+
+#: the next lrs the study presets' grids took before the extension came from stats.bracket:
+#: optimizer -> (past the top edge, past the bottom edge)
+STUDY_NEXT = {"sgdsai": (10.0, 0.1), "adamw": (0.01, 0.0001), "nesterov": (1.0, 0.01), "muon": (0.01, 0.0001),
+              "sgdsai-numel": (10.0, 0.1), "sgdsai-blocks-m": (10.0, 0.1), "sgdsai-m0": (10.0, 0.1)}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["study-a16", "study-a128"])
+@pytest.mark.parametrize("best", ["top", "bottom"])
+def test_the_study_grids_extend_to_the_same_next_lrs_as_before(tmp_path, monkeypatch, name, best) -> None:
+    from sgdsai_lab import presets
+
+    preset = presets.find(name)
+    settings = {"task": "vit", "steps": 3, "data": "synthetic", "preset": "test"}
+    configs = sweep.grid(settings, list(preset.grid), *({o: g[i] for o, g in preset.grid.items()} for i in (0, 1)),
+                         [0])  # fmt: skip
+    loss = (lambda lr: 1 / lr) if best == "top" else (lambda lr: lr)
+    monkeypatch.setattr(sweep, "run", lambda c, *args: _record(c, diverged=False, val_loss=loss(c.lr)))
+    sweep.run_sweep(configs, tmp_path)
+    found = {c.optimizer: c.lr for c in sweep.extension(configs, tmp_path, preset.metric)}
+    assert found == {o: STUDY_NEXT[o][best == "bottom"] for o in preset.grid}
+    assert (
+        STUDY_NEXT["sgdsai"] == (10.0, 0.1) and STUDY_NEXT["adamw"][0] == 0.01
+    )  # the brief's 3.16, 0.316, 0.00316

@@ -49,7 +49,9 @@ class Preset:
     batch_size: int | None = None
     seeds: tuple[int, ...] = (0,)
     best_seeds: tuple[int, ...] = ()  #: extra seeds at each optimizer's best grid point
-    metric: str = "val_loss"  #: what "best" means (default: the task's); accuracy is maximised, losses minimised
+    metric: str = (
+        "val_loss"  #: what "best" means (default: the task's); accuracy is maximised, losses minimised
+    )
     eval_every: int = 0
     #: at most this many lrs added beyond each edge of an optimizer's grid while its best lr lies at
     #: that edge (at the grid's own spacing), before the extra seeds; 0: the grid is fixed

@@ -137,32 +137,36 @@ def preset_configs(preset: presets.Preset, args: argparse.Namespace) -> list[Run
 
 
 def extension(configs: Sequence[RunConfig], records: Path, metric: str) -> list[RunConfig]:
-    """The next lr to try for each optimizer whose best lr (all records present) lies at an edge
-    of its tried lrs: one grid step beyond that edge, at the best cell's weight decay. A tried
-    neighbour on each side brackets the best, a diverged one included."""
+    """The next lr to try for each optimizer whose best lr (all records present) is not bracketed
+    by the tried lrs at the best cell's weight decay: :func:`sgdsai_lab.stats.bracket`'s next lr on
+    the grid's own ladder, at that weight decay. A diverged neighbour counts as tried; a single lr
+    is a chosen point, not a grid, and is never extended."""
+    from sgdsai_lab import stats
+    from sgdsai_lab.tasks import METRICS
 
-    best = best_points(configs, records, metric)
     out = []
-    for optimizer, point in best.items():
-        tried = sorted(
-            {c.lr for c in configs if c.optimizer == optimizer and c.weight_decay == point.weight_decay}
-        )
-        if len(tried) < 2:
+    for optimizer, point in best_points(configs, records, metric).items():
+        row = [c for c in configs if c.optimizer == optimizer and c.weight_decay == point.weight_decay]
+        best_at: dict[float, dict] = {}  # lr -> its best record (over seeds, if several)
+        for config in row:
+            record = record_files.read(record_path(config, records)).to_dict()
+            if config.lr not in best_at or metric_value(record, metric) > metric_value(
+                best_at[config.lr], metric
+            ):
+                best_at[config.lr] = record
+        values = {lr: _value(record, metric) for lr, record in best_at.items()}
+        if len(values) < 2:
             continue
-        score = record_files.read(record_path(point, records)).to_dict()
-        if point.lr == tried[0] or metric_value(score, metric) == -math.inf:
-            out.append(dataclasses.replace(point, lr=_grid_step(tried[0], tried[1], -1)))
-        elif point.lr == tried[-1]:
-            out.append(dataclasses.replace(point, lr=_grid_step(tried[-1], tried[-2], +1)))
+        found = stats.bracket(values, METRICS[metric])
+        if found.next_lr is not None:
+            out.append(dataclasses.replace(point, lr=found.next_lr))
     return out
 
 
-def _grid_step(edge: float, neighbour: float, direction: int) -> float:
-    """One step beyond ``edge`` on the grid's lattice of lrs 10**(k/d), d points per decade (the
-    density of ``edge`` and its neighbour), to 3 significant digits: 0.316 -> 0.1, 3.16 -> 10."""
-    density = round(1 / abs(math.log10(edge / neighbour)))
-    k = round(density * math.log10(edge)) + direction
-    return float(f"{10 ** (k / density):.3g}")
+def _value(record: dict, metric: str) -> float | None:
+    """A record's ``metric``, ``None`` when the run diverged or was not evaluated."""
+    value = record["metrics"].get(metric)
+    return None if value is None or record["metrics"].get("diverged") else value
 
 
 def run_preset(preset: presets.Preset, args: argparse.Namespace) -> None:

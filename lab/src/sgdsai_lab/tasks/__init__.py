@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -26,7 +26,7 @@ TASKS = {
 
 
 #: the metrics a task can be judged by, and which way is better
-METRICS = {"val_loss": "min", "val_accuracy": "max"}
+METRICS: dict[str, Literal["min", "max"]] = {"val_loss": "min", "val_accuracy": "max"}
 #: what a task's result is compared against to tell learning from memorised statistics
 FLOORS = {
     "n-gram": "the unigram and bigram cross-entropy of the validation targets (task.info['floors'])",
