@@ -79,9 +79,14 @@ def test_the_grid_fields_are_the_sweeps_plural_options() -> None:
          "sgdsai: error: --size for task vit: 'mini' is not one of tiny, small, base\n"),
         (["sweep", "lora", "--data", "english"],
          "sgdsai: error: --data for task lora: 'english' is not one of docstrings, synthetic\n"),
+        (["train", "vit", "--optimizer", "adamw", "--steps", "0"], "sgdsai: error: --steps: must be at least 1, not 0\n"),
+        (["sweep", "vit", "--lrs", "0.1", "-1"], "sgdsai: error: --lrs: must be above 0, not -1.0\n"),
+        (["sweep", "vit", "--min-lr-ratio", "1.5"], "sgdsai: error: --min-lr-ratio: must be between 0 and 1, not 1.5\n"),
     ],
 )  # fmt: skip
-def test_data_or_size_of_another_task_is_one_line_naming_the_tasks_choices(capsys, argv, line) -> None:
+def test_a_value_outside_its_tasks_choices_or_its_range_is_one_line_naming_what_is_allowed(
+    capsys, argv, line
+) -> None:
     assert cli.main(argv) == 2
     assert capsys.readouterr().err == line
 

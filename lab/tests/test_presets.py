@@ -85,6 +85,8 @@ BAD = {
     "unknown grid key": (GOOD + "lr = [1.0]\n", ("grid.sgdsai key", "'lr'", "lrs", "weight_decays")),
     "lr not a number": (GOOD.replace("lrs = [1]", 'lrs = ["1"]'), ("grid.sgdsai.lrs", "'1'")),
     "empty lrs": (GOOD.replace("lrs = [1]", "lrs = []"), ("grid.sgdsai.lrs", "empty")),
+    "zero lr": (GOOD.replace("lrs = [1]", "lrs = [0]"), ("grid.sgdsai.lrs", "above 0", "not 0")),
+    "negative weight decay": (GOOD.replace("[0.0001]", "[-1]"), ("grid.sgdsai.weight_decays", "at least 0")),
     "missing key": (GOOD.replace("steps = 3\n", ""), ("missing", "steps")),
     "best seed reused": ("best_seeds = [0]\n" + GOOD, ("best_seeds", "[0]")),
     "not toml": ("task = \n", ("not valid TOML",)),

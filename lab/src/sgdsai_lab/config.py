@@ -54,6 +54,13 @@ def _optimizers() -> list[str]:
     return sorted(OPTIMIZERS)
 
 
+#: the allowed ranges of numeric fields: what the error says, and the test
+AT_LEAST_1 = ("at least 1", lambda v: v >= 1)
+AT_LEAST_0 = ("at least 0", lambda v: v >= 0)
+ABOVE_0 = ("above 0", lambda v: v > 0)
+FRACTION = ("between 0 and 1", lambda v: 0 <= v <= 1)
+
+
 def option(
     help: str,
     default: Any = dataclasses.MISSING,
@@ -64,14 +71,15 @@ def option(
     sweep: str = "",
     sweep_default: Any = None,
     per_task: str = "",
+    valid: tuple[str, Callable[[float], bool]] | None = None,
 ) -> Any:
     """A :class:`RunConfig` field and its command-line option: ``help`` (the default is added),
     ``choices`` (called when the parser is built), ``sweep``: the plural option by which
     ``sgdsai sweep`` takes several values (``sweep_default``: its default list), ``cli=False``: set
     by the command, not an option; ``per_task``: the :class:`~sgdsai_lab.tasks.TaskSpec` attribute
-    holding each task's choices (checked by :func:`check`)."""
+    holding each task's choices, ``valid``: a numeric field's range (both checked by :func:`check`)."""
     metadata = {"help": help, "choices": choices, "positional": positional, "cli": cli, "sweep": sweep,
-                "sweep_default": sweep_default, "per_task": per_task}  # fmt: skip
+                "sweep_default": sweep_default, "per_task": per_task, "valid": valid}  # fmt: skip
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -81,18 +89,30 @@ class RunConfig:
     optimizer: str = option(
         "optimizer (zoo.py)", choices=_optimizers, sweep="optimizers", sweep_default=["sgdsai", "adamw"]
     )
-    lr: float = option("peak learning rate (default: the optimizer's)", sweep="lrs")
-    weight_decay: float = option("weight decay (default: the optimizer's)", sweep="weight-decays")
-    steps: int = option("optimizer steps", 200)
-    seed: int = option("seed of the initialisation and the batch order", 0, sweep="seeds", sweep_default=[0])
+    lr: float = option("peak learning rate (default: the optimizer's)", sweep="lrs", valid=ABOVE_0)
+    weight_decay: float = option(
+        "weight decay (default: the optimizer's)", sweep="weight-decays", valid=AT_LEAST_0
+    )
+    steps: int = option("optimizer steps", 200, valid=AT_LEAST_1)
+    seed: int = option(
+        "seed of the initialisation and the batch order",
+        0,
+        sweep="seeds",
+        sweep_default=[0],
+        valid=AT_LEAST_0,
+    )
     data: str = option("dataset, empty for the task's first", "", per_task="data")
     size: str = option("model size (lora tasks: tiny|small|base = rank 8|16|32)", "tiny", per_task="sizes")
-    batch_size: int | None = option("batch size (default: the task's)", None)
-    warmup_ratio: float = option("fraction of the steps spent in linear warmup", 0.1)
-    min_lr_ratio: float = option("the cosine schedule's final lr, as a fraction of the peak", 0.1)
-    grad_clip: float | None = option("clip the gradient norm to this (default: no clipping)", None)
-    eval_every: int = option("steps between evaluations (0: at the end only)", 0)
-    gsnr_every: int = option("steps between g-SNR trace points (0: none)", 10)
+    batch_size: int | None = option("batch size (default: the task's)", None, valid=AT_LEAST_1)
+    warmup_ratio: float = option("fraction of the steps spent in linear warmup", 0.1, valid=FRACTION)
+    min_lr_ratio: float = option(
+        "the cosine schedule's final lr, as a fraction of the peak", 0.1, valid=FRACTION
+    )
+    grad_clip: float | None = option(
+        "clip the gradient norm to this (default: no clipping)", None, valid=ABOVE_0
+    )
+    eval_every: int = option("steps between evaluations (0: at the end only)", 0, valid=AT_LEAST_0)
+    gsnr_every: int = option("steps between g-SNR trace points (0: none)", 10, valid=AT_LEAST_0)
     preset: str = option("the preset (or cli, sweep, demo) that produced the run", "", cli=False)
 
     def resolved(self) -> RunConfig:
@@ -183,13 +203,19 @@ def config_from_args(args: argparse.Namespace, **values: Any) -> RunConfig:
 
 def check(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` if each field that depends on the task (``--data``, ``--size``) holds one of the
-    task's choices, else a :class:`ConfigError` naming the option and the choices."""
+    task's choices and each number lies in its range, else a :class:`ConfigError` naming the option
+    and what it allows. A list (a sweep's ``--lrs`` ...) is checked value by value."""
     from sgdsai_lab.tasks import task_spec
 
     spec = task_spec(values["task"])
     for field in dataclasses.fields(RunConfig):
-        attribute = field.metadata["per_task"]
-        if attribute and values.get(field.name, field.default):
-            flag = f"--{field.name.replace('_', '-')} for task {values['task']}"
-            choose(values.get(field.name, field.default), getattr(spec, attribute), flag)
+        meta, value = field.metadata, values.get(field.name)
+        flag = f"--{meta['sweep'] if isinstance(value, list) else field.name.replace('_', '-')}"
+        if meta["per_task"] and value:
+            choose(value, getattr(spec, meta["per_task"]), f"{flag} for task {values['task']}")
+        if meta["valid"] and value is not None:
+            text, ok = meta["valid"]
+            bad = [v for v in (value if isinstance(value, list) else [value]) if not ok(v)]
+            if bad:
+                raise ConfigError(f"{flag}: must be {text}, not {bad[0]!r}")
     return values

@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from sgdsai_lab.config import ConfigError, choose
+from sgdsai_lab.config import ABOVE_0, AT_LEAST_0, ConfigError, choose
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -110,7 +110,10 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
         cell = _typed(grid_table, optimizer, dict, where, field)
         for key in cell:
             choose(key, GRID_KEYS, f"{field} key", where)
-        lrs, wds = (_numbers(cell, key, where, f"{field}.{key}") for key in GRID_KEYS)
+        lrs, wds = (
+            _numbers(cell, key, where, f"{field}.{key}", valid)
+            for key, valid in zip(GRID_KEYS, (ABOVE_0, AT_LEAST_0))
+        )
         grid[optimizer] = (lrs, wds)
     values: dict[str, Any] = {
         "description": _typed(raw, "description", str, where),
@@ -161,16 +164,18 @@ def _positive(value: int, where: str, field: str) -> int:
     return value
 
 
-def _numbers(table: dict[str, Any], key: str, where: str, field: str) -> tuple[float, ...]:
-    """A non-empty array of non-negative numbers, as floats (``1`` and ``1.0`` name one run)."""
+def _numbers(
+    table: dict[str, Any], key: str, where: str, field: str, valid: tuple[str, Callable[[float], bool]]
+) -> tuple[float, ...]:
+    """A non-empty array of numbers in the range ``valid``, as floats (``1`` and ``1.0`` name one run)."""
     if key not in table:
         raise ConfigError(f"{where}: {field}: missing (an array of numbers)")
     values = _typed(table, key, list, where, field)
     if not values:
         raise ConfigError(f"{where}: {field}: must not be empty")
     for value in values:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ConfigError(f"{where}: {field}: must hold non-negative numbers, not {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not valid[1](value):
+            raise ConfigError(f"{where}: {field}: must hold numbers {valid[0]}, not {value!r}")
     return tuple(float(v) for v in values)
 
 

@@ -194,9 +194,10 @@ def run_preset(preset: presets.Preset, args: argparse.Namespace) -> None:
 
 def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     """The grid given by ``--optimizers/--lrs/--weight-decays/--seeds`` (defaults: each optimizer's)."""
-    from sgdsai_lab.config import settings_from_args
+    from sgdsai_lab.config import GRID_FIELDS, check, settings_from_args
     from sgdsai_lab.zoo import OPTIMIZERS
 
+    check({"task": args.task} | {name: getattr(args, name) for name in GRID_FIELDS})
     lrs = {o: args.lr or [OPTIMIZERS[o].lr] for o in args.optimizer}
     wds = {o: args.weight_decay or [OPTIMIZERS[o].weight_decay] for o in args.optimizer}
     return grid(settings_from_args(args, preset="sweep"), args.optimizer, lrs, wds, args.seed)
