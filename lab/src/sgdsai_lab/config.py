@@ -72,14 +72,16 @@ def option(
     sweep_default: Any = None,
     per_task: str = "",
     valid: tuple[str, Callable[[float], bool]] | None = None,
+    optimizers: bool = False,
 ) -> Any:
     """A :class:`RunConfig` field and its command-line option: ``help`` (the default is added),
     ``choices`` (called when the parser is built), ``sweep``: the plural option by which
     ``sgdsai sweep`` takes several values (``sweep_default``: its default list), ``cli=False``: set
     by the command, not an option; ``per_task``: the :class:`~sgdsai_lab.tasks.TaskSpec` attribute
-    holding each task's choices, ``valid``: a numeric field's range (both checked by :func:`check`)."""
+    holding each task's choices, ``valid``: a numeric field's range (both checked by :func:`check`);
+    ``optimizers``: left unset, the optimizer's own default (its zoo entry's attribute of that name)."""
     metadata = {"help": help, "choices": choices, "positional": positional, "cli": cli, "sweep": sweep,
-                "sweep_default": sweep_default, "per_task": per_task, "valid": valid}  # fmt: skip
+                "sweep_default": sweep_default, "per_task": per_task, "valid": valid, "optimizers": optimizers}  # fmt: skip
     return dataclasses.field(default=default, metadata=metadata)
 
 
@@ -89,10 +91,8 @@ class RunConfig:
     optimizer: str = option(
         "optimizer (zoo.py)", choices=_optimizers, sweep="optimizers", sweep_default=["sgdsai", "adamw"]
     )
-    lr: float = option("peak learning rate (default: the optimizer's)", sweep="lrs", valid=ABOVE_0)
-    weight_decay: float = option(
-        "weight decay (default: the optimizer's)", sweep="weight-decays", valid=AT_LEAST_0
-    )
+    lr: float = option("peak learning rate", sweep="lrs", valid=ABOVE_0, optimizers=True)
+    weight_decay: float = option("weight decay", sweep="weight-decays", valid=AT_LEAST_0, optimizers=True)
     steps: int = option("optimizer steps", 200, valid=AT_LEAST_1)
     seed: int = option(
         "seed of the initialisation and the batch order",
@@ -150,6 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
         kind = _scalar(hints[field.name])
         choices = meta["choices"]() if meta["choices"] else None
         help = meta["help"] + (f"; one of {', '.join(choices)}" if choices else "")
+        help += " (default: the optimizer's)" if meta["optimizers"] else ""
         metavar = field.name.upper() if choices else None
         if meta["per_task"]:
             help += (
@@ -165,7 +166,7 @@ def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
             parser.add_argument(f"--{meta['sweep']}", dest=field.name, nargs="+", type=kind, choices=choices,
                                 metavar=metavar, default=default, help=f"{help}; several{shown}")  # fmt: skip
         else:
-            required = field.default is dataclasses.MISSING and field.name == "optimizer"
+            required = field.default is dataclasses.MISSING and not meta["optimizers"]
             default = None if field.default is dataclasses.MISSING else field.default
             shown = "" if default in (None, "") or "default" in help else f" (default: {default!r})"
             parser.add_argument(f"--{field.name.replace('_', '-')}", type=kind, choices=choices, metavar=metavar,
@@ -191,13 +192,11 @@ def config_from_args(args: argparse.Namespace, **values: Any) -> RunConfig:
     ``weight_decay`` left unset default to the optimizer's (zoo.py)."""
     from sgdsai_lab.zoo import OPTIMIZERS
 
-    fields = {f.name for f in dataclasses.fields(RunConfig)}
-    merged = {k: v for k, v in vars(args).items() if k in fields} | values
-    spec = OPTIMIZERS[merged["optimizer"]]
-    if merged.get("lr") is None:
-        merged["lr"] = spec.lr
-    if merged.get("weight_decay") is None:
-        merged["weight_decay"] = spec.weight_decay
+    fields = dataclasses.fields(RunConfig)
+    merged = {k: v for k, v in vars(args).items() if k in {f.name for f in fields}} | values
+    for field in fields:
+        if field.metadata["optimizers"] and merged.get(field.name) is None:
+            merged[field.name] = getattr(OPTIMIZERS[merged["optimizer"]], field.name)
     return RunConfig(**check(merged))
 
 
