@@ -1,20 +1,21 @@
 r"""Gradient signal-to-noise ratio (g-SNR): the statistic SGD-SaI measures once per tensor.
 
 Pure functions, no optimizer. The device side reduces each gradient to its sufficient statistics
-``(count, mean, m2)`` (``m2`` is the sum of squared deviations from the mean), stacked so that many
+`(count, mean, m2)` (`m2` is the sum of squared deviations from the mean), stacked so that many
 tensors cost one host transfer and shards can be combined before anything is decided. The host side
 turns statistics into a g-SNR and a learning-rate scale, in Python floats.
 
-For a tensor of :math:`n` elements with mean :math:`\bar g` and :math:`M_2 = \sum_j (g_j - \bar g)^2`:
+For a tensor of $n$ elements with mean $\bar g$ and $M_2 = \sum_j (g_j - \bar g)^2$:
 
-.. math::
-    \|g\|_2 = \sqrt{M_2 + n \bar g^2}, \qquad
-    \sigma = \sqrt{M_2 / (n - c)}, \qquad
-    G = \frac{\|g\|_2}{\sigma + \epsilon}
+$$
+\lVert g \rVert_2 = \sqrt{M_2 + n \bar g^2}, \qquad
+\sigma = \sqrt{M_2 / (n - c)}, \qquad
+G = \frac{\lVert g \rVert_2}{\sigma + \epsilon}
+$$
 
-with :math:`c = 0` (population std, the paper) or :math:`c = 1` (unbiased std, the official code).
-Since :math:`\|g\|_2^2 = n(\sigma_0^2 + \bar g^2)`, :math:`G \ge \sqrt{n}` for the population std and
-:math:`\epsilon = 0`: g-SNR is mostly :math:`\sqrt{\text{numel}}`, raised by a consistent gradient sign.
+with $c = 0$ (population std, the paper) or $c = 1$ (unbiased std, the official code).
+Since $\lVert g \rVert_2^2 = n(\sigma_0^2 + \bar g^2)$, $G \ge \sqrt{n}$ for the population std and
+$\epsilon = 0$: g-SNR is mostly $\sqrt{\text{numel}}$, raised by a consistent gradient sign.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ CONSTANT_RTOL = 1e-6
 
 @dataclass(frozen=True)
 class GradStats:
-    """Sufficient statistics of a gradient's elements: count, mean and ``m2`` (Chan et al.)."""
+    """Sufficient statistics of a gradient's elements: count, mean and `m2` (Chan et al.)."""
 
     count: float
     mean: float
@@ -81,7 +82,7 @@ def combine(pieces: Sequence[GradStats]) -> GradStats:
 
 
 #: Above this many elements a CPU gradient's statistics take two streaming passes (see
-#: :func:`_two_pass_mean_m2`); 2**18 float32 elements (1 MiB) stay in a core's L2 cache.
+#: `_two_pass_mean_m2`); 2**18 float32 elements (1 MiB) stay in a core's L2 cache.
 CPU_CHUNK = 1 << 18
 
 #: Statistics computed in float32 are exact to float32 rounding while the variance lies in
@@ -242,11 +243,11 @@ def measure(stats: GradStats, eps: float, unbiased: bool = False) -> Measurement
 
 
 def measure_numel(numel: int, nonzero: bool) -> Measurement:
-    r"""The $\sqrt{\text{numel}}$ stand-in for a g-SNR (``scale="numel"``): no statistics.
+    r"""The $\sqrt{\text{numel}}$ stand-in for a g-SNR (`scale="numel"`): no statistics.
 
     Its value is known without a gradient, so an all-zero first gradient still carries it (and can
     set the reference), while the tensor waits for a non-zero gradient to start its momentum. A
-    0-element tensor is ``CONSTANT``: it gets the largest scale and never sets the reference.
+    0-element tensor is `CONSTANT`: it gets the largest scale and never sets the reference.
     """
     if numel == 0:
         return Measurement(Kind.CONSTANT, None)
@@ -267,12 +268,12 @@ def nonzero(grads: Sequence[Tensor]) -> list[bool]:
 
 
 def lr_scale(measurement: Measurement, reference: float, normalize: bool) -> float:
-    r"""The constant learning-rate scale :math:`\tilde G` of a measured tensor.
+    r"""The constant learning-rate scale $\tilde G$ of a measured tensor.
 
-    ``reference`` is the largest regular g-SNR measured at the optimizer's first measuring step.
-    With ``normalize`` the scale is :math:`\min(G / \text{reference}, 1)`; without it, :math:`G`.
-    A tensor whose noise is unmeasurable (``CONSTANT``) is pure signal: it gets the largest scale,
-    1 normalised or ``reference`` raw, and never takes part in choosing ``reference``.
+    `reference` is the largest regular g-SNR measured at the optimizer's first measuring step.
+    With `normalize` the scale is $\min(G / \text{reference}, 1)$; without it, $G$.
+    A tensor whose noise is unmeasurable (`CONSTANT`) is pure signal: it gets the largest scale,
+    1 normalised or `reference` raw, and never takes part in choosing `reference`.
     """
     if measurement.deferred:
         raise ValueError(f"a {measurement.kind.value} gradient has no g-SNR")
@@ -282,6 +283,6 @@ def lr_scale(measurement: Measurement, reference: float, normalize: bool) -> flo
 
 
 def tensor_gsnr(grad: Tensor, eps: float = 1e-8, unbiased: bool = False) -> float:
-    """The raw g-SNR of one gradient, for analysis; ``nan`` where the noise is unmeasurable."""
+    """The raw g-SNR of one gradient, for analysis; `nan` where the noise is unmeasurable."""
     result = measure(stack_stats([grad])[0], eps, unbiased)
     return math.nan if result.gsnr is None else result.gsnr

@@ -125,7 +125,7 @@ class SGDSaI(Optimizer):
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        """Perform one optimization step; ``closure`` (re-evaluating the loss) is called once."""
+        """Perform one optimization step; `closure` (re-evaluating the loss) is called once."""
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -203,7 +203,7 @@ class SGDSaI(Optimizer):
             self.state[p][SCALE_KEY] = torch.tensor(scale, dtype=torch.float32)
 
     def _measurements(self, new: list[tuple[dict[str, Any], Tensor]]) -> list[gsnr.Measurement]:
-        """Measure g-SNR where ``scale="gsnr"``; elsewhere only whether the gradient is non-zero."""
+        """Measure g-SNR where `scale="gsnr"`; elsewhere only whether the gradient is non-zero."""
         by_gsnr = [i for i, (group, _) in enumerate(new) if group["scale"] == "gsnr"]
         by_numel = [i for i, (group, _) in enumerate(new) if group["scale"] == "numel"]
         results: list[gsnr.Measurement] = [gsnr.Measurement(gsnr.Kind.ZERO, None)] * len(new)
@@ -222,7 +222,7 @@ class SGDSaI(Optimizer):
     def _group_tensors(
         self, group: dict[str, Any]
     ) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor | None], list[float]]:
-        """The tensors this step updates, as real views; ``owners`` are the parameters themselves."""
+        """The tensors this step updates, as real views; `owners` are the parameters themselves."""
         owners, params, grads, bufs, gsnrs = [], [], [], [], []
         for p in group["params"]:
             if p.grad is None or SCALE_KEY not in self.state[p]:
@@ -265,8 +265,8 @@ class SGDSaI(Optimizer):
     def gsnr(self, model: nn.Module | None = None) -> dict[str, float]:
         """Every measured tensor's learning-rate scale, keyed by parameter name.
 
-        Names come from named parameters given to the optimizer, else from ``model``, else they
-        are ``"group{i}.param{j}"``. Multiply by ``param_groups[0]["gsnr_max"]`` for the raw g-SNR
+        Names come from named parameters given to the optimizer, else from `model`, else they
+        are `"group{i}.param{j}"`. Multiply by `param_groups[0]["gsnr_max"]` for the raw g-SNR
         of a normalised, unclamped tensor.
         """
         names = {id(p): n for n, p in model.named_parameters()} if model is not None else {}
@@ -383,7 +383,7 @@ def _is_cpu_float32_scalar(t: Tensor) -> bool:
     return t.dim() == 0 and t.dtype == torch.float32 and t.device.type == "cpu"
 
 
-#: What a tensor's learning-rate scale is computed from (the ``scale`` flag).
+#: What a tensor's learning-rate scale is computed from (the `scale` flag).
 SCALES = ("gsnr", "numel")
 
 
@@ -404,101 +404,102 @@ def _real(t: Tensor) -> Tensor:
 SGDSaI.__doc__ = r"""SGD-SaI: SGD with EMA momentum, decoupled weight decay and a constant per-tensor
 learning-rate scale measured once, from each tensor's first gradient (Xu et al., 2024, arXiv 2412.11768).
 
-.. math::
-    \begin{aligned}
-        &\rule{110mm}{0.4pt} \\
-        &\textbf{input}: \eta \text{ (lr)}, \mu \text{ (momentum)}, \lambda \text{ (weight decay)},
-            \epsilon, \theta^{(i)}_0 \text{ (tensors } i = 1..B), \textit{maximize} \\
-        &\rule{110mm}{0.4pt} \\
-        &\textbf{for} \: t = 1 \: \textbf{to} \: \ldots \: \textbf{do} \\
-        &\hspace{5mm} g^{(i)}_t \leftarrow \nabla_{\theta^{(i)}} f_t(\theta_{t-1}) \quad
-            (g^{(i)}_t \leftarrow -g^{(i)}_t \text{ if } \textit{maximize}) \\
-        &\hspace{5mm} \textbf{if} \: \text{tensor } i \text{ has no } \tilde G^{(i)} \text{ yet}
-            \text{ and } g^{(i)}_t \text{ is finite and non-zero}: \\
-        &\hspace{10mm} G^{(i)} \leftarrow \|g^{(i)}_t\|_2 / (\sigma(g^{(i)}_t) + \epsilon)
-            \qquad \text{(population std; unbiased if \textit{unbiased})} \\
-        &\hspace{10mm} M \leftarrow \max_k G^{(k)} \text{ over the tensors of the first measuring step
-            (kept for good)} \\
-        &\hspace{10mm} \tilde G^{(i)} \leftarrow \min(G^{(i)} / M, 1) \text{ if \textit{normalize} else }
-            G^{(i)}, \qquad m^{(i)}_t \leftarrow g^{(i)}_t \\
-        &\hspace{5mm} \textbf{else if} \: \text{tensor } i \text{ has } \tilde G^{(i)}:
-            \quad m^{(i)}_t \leftarrow \mu m^{(i)}_{t-1} + (1 - \mu) g^{(i)}_t \\
-        &\hspace{5mm} \textbf{else}: \text{ leave } \theta^{(i)} \text{ untouched this step} \\
-        &\hspace{5mm} \theta^{(i)}_t \leftarrow (1 - \eta\lambda)\, \theta^{(i)}_{t-1}
-            - \eta\, \tilde G^{(i)} m^{(i)}_t \\
-        &\rule{110mm}{0.4pt} \\
-        &\textbf{return} \: \theta_t \\
-        &\rule{110mm}{0.4pt}
-    \end{aligned}
+$$
+\begin{aligned}
+    &\rule{110mm}{0.4pt} \\
+    &\textbf{input}: \eta \text{ (lr)}, \mu \text{ (momentum)}, \lambda \text{ (weight decay)},
+        \epsilon, \theta^{(i)}_0 \text{ (tensors } i = 1..B\text{)}, \textit{maximize} \\
+    &\rule{110mm}{0.4pt} \\
+    &\textbf{for} \: t = 1 \: \textbf{to} \: \ldots \: \textbf{do} \\
+    &\hspace{5mm} g^{(i)}_t \leftarrow \nabla_{\theta^{(i)}} f_t(\theta_{t-1}) \quad
+        (g^{(i)}_t \leftarrow -g^{(i)}_t \text{ if } \textit{maximize}) \\
+    &\hspace{5mm} \textbf{if} \: \text{tensor } i \text{ has no } \tilde G^{(i)} \text{ yet}
+        \text{ and } g^{(i)}_t \text{ is finite and non-zero}: \\
+    &\hspace{10mm} G^{(i)} \leftarrow \lVert g^{(i)}_t \rVert_2 / (\sigma(g^{(i)}_t) + \epsilon)
+        \qquad \text{(population std; unbiased if } \textit{unbiased}\text{)} \\
+    &\hspace{10mm} M \leftarrow \max_k G^{(k)} \text{ over the tensors of the first measuring step
+        (kept for good)} \\
+    &\hspace{10mm} \tilde G^{(i)} \leftarrow \min(G^{(i)} / M, 1) \text{ if } \textit{normalize} \text{ else }
+        G^{(i)}, \qquad m^{(i)}_t \leftarrow g^{(i)}_t \\
+    &\hspace{5mm} \textbf{else if} \: \text{tensor } i \text{ has } \tilde G^{(i)}:
+        \quad m^{(i)}_t \leftarrow \mu m^{(i)}_{t-1} + (1 - \mu) g^{(i)}_t \\
+    &\hspace{5mm} \textbf{else}: \text{ leave } \theta^{(i)} \text{ untouched this step} \\
+    &\hspace{5mm} \theta^{(i)}_t \leftarrow (1 - \eta\lambda)\, \theta^{(i)}_{t-1}
+        - \eta\, \tilde G^{(i)} m^{(i)}_t \\
+    &\rule{110mm}{0.4pt} \\
+    &\textbf{return} \: \theta_t \\
+    &\rule{110mm}{0.4pt}
+\end{aligned}
+$$
 
-With ``momentum=0`` the update uses :math:`g_t` directly and no buffer is kept.
+With `momentum=0` the update uses $g_t$ directly and no buffer is kept.
 
 Args:
-    params: tensors, ``(name, tensor)`` pairs (names then key :meth:`gsnr`), or parameter groups.
-        Groups may set their own ``lr``, ``momentum``, ``weight_decay``, ``eps`` and flags.
-    lr: :math:`\eta`, the learning rate of the highest-g-SNR tensor when normalised (default: 1).
-        The EMA momentum has the size of a gradient (torch's SGD buffer is :math:`1/(1-\mu)` times
-        larger), so ``lr=1`` here moves the largest tensors like ``SGD(lr=0.1, momentum=0.9)``;
-        on a tiny GPT-2 (``sgdsai demo``) lr 1 to 10 trained well and 0.1 was too slow. With
-        ``normalize=False`` divide by the model's :math:`M` (about :math:`\sqrt{\text{numel}}` of its
-        largest tensor: 256 to 6,000 for common models). :math:`\eta` also sets the decoupled
+    params: tensors, `(name, tensor)` pairs (names then key `gsnr`), or parameter groups.
+        Groups may set their own `lr`, `momentum`, `weight_decay`, `eps` and flags.
+    lr: $\eta$, the learning rate of the highest-g-SNR tensor when normalised (default: 1).
+        The EMA momentum has the size of a gradient (torch's SGD buffer is $1/(1-\mu)$ times
+        larger), so `lr=1` here moves the largest tensors like `SGD(lr=0.1, momentum=0.9)`;
+        on a tiny GPT-2 (`sgdsai demo`) lr 1 to 10 trained well and 0.1 was too slow. With
+        `normalize=False` divide by the model's $M$ (about $\sqrt{\text{numel}}$ of its
+        largest tensor: 256 to 6,000 for common models). $\eta$ also sets the decoupled
         weight decay, unscaled by g-SNR.
-    momentum: :math:`\mu`, the EMA coefficient, in [0, 1) (default: 0.9).
-    weight_decay: :math:`\lambda`, decoupled: :math:`\theta \leftarrow \theta(1 - \eta\lambda)`
-        (default: 1e-4, so that the default decay per step, :math:`\eta\lambda = 10^{-4}`, equals
-        that of ``AdamW(lr=1e-3, weight_decay=0.1)``).
-    eps: :math:`\epsilon`, added to the gradient's std, in gradient units (default: 1e-8). It
-        only matters for tensors whose first-gradient std is below about ``1e3 * eps``; there it
-        lowers the g-SNR, so g-SNR is scale-invariant only for gradients well above ``eps``.
-    normalize: divide every g-SNR by the reference :math:`M`, so scales lie in (0, 1], as the
-        paper's Algorithm 1 does (default: True). ``False`` uses the raw g-SNR, as the authors'
-        released package does; then ``lr`` must be about :math:`1/M` smaller.
+    momentum: $\mu$, the EMA coefficient, in [0, 1) (default: 0.9).
+    weight_decay: $\lambda$, decoupled: $\theta \leftarrow \theta(1 - \eta\lambda)$
+        (default: 1e-4, so that the default decay per step, $\eta\lambda = 10^{-4}$, equals
+        that of `AdamW(lr=1e-3, weight_decay=0.1)`).
+    eps: $\epsilon$, added to the gradient's std, in gradient units (default: 1e-8). It
+        only matters for tensors whose first-gradient std is below about `1e3 * eps`; there it
+        lowers the g-SNR, so g-SNR is scale-invariant only for gradients well above `eps`.
+    normalize: divide every g-SNR by the reference $M$, so scales lie in (0, 1], as the
+        paper's Algorithm 1 does (default: True). `False` uses the raw g-SNR, as the authors'
+        released package does; then `lr` must be about $1/M$ smaller.
     unbiased: use the unbiased std (Bessel's correction), as the released package does,
         instead of the paper's population std (default: False).
-    maximize: maximize the objective instead of minimizing it; ``.grad`` is never modified.
-    foreach: use the multi-tensor (``torch._foreach_*``) implementation; ``None`` picks it for
+    maximize: maximize the objective instead of minimizing it; `.grad` is never modified.
+    foreach: use the multi-tensor (`torch._foreach_*`) implementation; `None` picks it for
         CUDA tensors, and otherwise torch's fused SGD kernel per tensor (float32 and float64 CPU
-        tensors) or the single-tensor loop, as :mod:`sgdsai.functional` describes.
-    reference_group: a ``torch.distributed`` process group over whose ranks the reference
-        :math:`M` is maximised (one ``all_reduce`` at the first measuring step, which every rank of
+        tensors) or the single-tensor loop, as `sgdsai.functional` describes.
+    reference_group: a `torch.distributed` process group over whose ranks the reference
+        $M$ is maximised (one `all_reduce` at the first measuring step, which every rank of
         the group must take together). Give it when ranks own different tensors: ZeRO (see
-        :func:`sgdsai.zero.zero_redundancy_sgdsai`), pipeline stages, any manual split.
-        ``None`` (default): this process's tensors only, right for one process, DDP and FSDP2.
+        `sgdsai.zero.zero_redundancy_sgdsai`), pipeline stages, any manual split.
+        `None` (default): this process's tensors only, right for one process, DDP and FSDP2.
         DTensor gradients (FSDP2, tensor parallel) are always measured whole, whatever this is;
-        see :mod:`sgdsai.distributed`.
-    scale: what each tensor's scale is computed from. ``"gsnr"`` (default): its measured g-SNR,
-        as in the paper. ``"numel"``: $\sqrt{\text{numel}}$ in its place (the rule of the authors'
-        unreleased ``v1.1.0-nightly`` branch, which ``normalize=False`` reproduces): no gradient
+        see `sgdsai.distributed`.
+    scale: what each tensor's scale is computed from. `"gsnr"` (default): its measured g-SNR,
+        as in the paper. `"numel"`: $\sqrt{\text{numel}}$ in its place (the rule of the authors'
+        unreleased `v1.1.0-nightly` branch, which `normalize=False` reproduces): no gradient
         statistics and no collective; $M$ is the largest $\sqrt{\text{numel}}$ of the tensors that
         have a gradient at the first measuring step, an all-zero first gradient included (its
         tensor still waits for a non-zero gradient to start). A 1-element tensor gets
         $1/M$ (raw: 1); non-finite gradients are not special.
-    fused: one ``torch.compile``\ d kernel per large tensor (:mod:`sgdsai.fused`): it reads
-        :math:`g, m, \theta` once and writes :math:`m, \theta` once, in float32 math at least.
-        The first step compiles (seconds); ``None`` means ``False``.
+    fused: one `torch.compile` kernel per large tensor (`sgdsai.fused`): it reads
+        $g, m, \theta$ once and writes $m, \theta$ once, in float32 math at least.
+        The first step compiles (seconds); `None` means `False`.
     stochastic_rounding: do the update in float32 and write bfloat16 weights and buffers back
         with stochastic rounding (unbiased), so updates below half an ulp are not lost.
-    momentum_dtype: dtype of the momentum buffer (default: the parameter's). ``torch.bfloat16``
+    momentum_dtype: dtype of the momentum buffer (default: the parameter's). `torch.bfloat16`
         halves the state of float32 weights (2 bytes per parameter; real parameters only).
         Either low-precision flag selects float32 math with one rounding per write
-        (:mod:`sgdsai.lowprecision`): the eager loop, or the fused kernel where it rounds no
+        (`sgdsai.lowprecision`): the eager loop, or the fused kernel where it rounds no
         bfloat16 stochastically; never foreach.
 
 Group keys:
-    Besides the hyperparameters and flags above, a group may set ``gsnr_reference=False``: its
+    Besides the hyperparameters and flags above, a group may set `gsnr_reference=False`: its
     tensors are measured (and clamped at 1) but never take part in choosing $M$, so that, for
     example, a tied embedding and head need not set every block's rate. If the first measuring step
     measures only such tensors, they wait until a reference tensor has set $M$.
 
 State:
-    ``state[p]["momentum_buffer"]`` (``momentum_dtype``, by default the parameter's dtype; absent
-    when ``momentum=0``) and
-    ``state[p]["lr_scale"]``: the final scale :math:`\tilde G`, a 0-d float32 tensor on the CPU, so
+    `state[p]["momentum_buffer"]` (`momentum_dtype`, by default the parameter's dtype; absent
+    when `momentum=0`) and
+    `state[p]["lr_scale"]`: the final scale $\tilde G$, a 0-d float32 tensor on the CPU, so
     that reading it never synchronises a device and bf16 parameters do not round it. The
-    reference :math:`M` is ``param_groups[k]["gsnr_max"]`` (equal in every group; ``None`` before
-    the first measurement). Everything is saved by :meth:`state_dict`, so a resumed run never
-    measures again. To impose a scale instead of measuring one, set ``state[p]["lr_scale"]`` (a
-    Python float or a 0-d tensor) before the parameter's first step. The key was ``"gsnr"``
+    reference $M$ is `param_groups[k]["gsnr_max"]` (equal in every group; `None` before
+    the first measurement). Everything is saved by `state_dict`, so a resumed run never
+    measures again. To impose a scale instead of measuring one, set `state[p]["lr_scale"]` (a
+    Python float or a 0-d tensor) before the parameter's first step. The key was `"gsnr"`
     before 0.1.0: checkpoints that use it still load, and setting it still imposes (deprecated). `load_state_dict` loads
     what the load pre-hooks return, checks each buffer's shape against its parameter, and gives
     the state this form before the post-hooks run. `copy.deepcopy` shares `reference_group`;
@@ -506,36 +507,36 @@ State:
 
 Rules of measurement:
     * A tensor is measured at its first *usable* gradient, not at the optimizer's first step. A
-      ``None`` gradient (unused branch, MoE expert, frozen tensor, a group added later), an
-      all-zero gradient (LoRA ``A`` while ``B = 0``, anything behind a zero-initialised
+      `None` gradient (unused branch, MoE expert, frozen tensor, a group added later), an
+      all-zero gradient (LoRA `A` while `B = 0`, anything behind a zero-initialised
       projection) or a non-finite one (logged as a warning) defers the measurement, and that
       step leaves the tensor untouched (no decay, no momentum). Each step with such a pending
       tensor costs one device-to-host transfer; steady steps cost none.
-    * A tensor with one element, or whose first gradient is constant (std at most ``1e-6`` of
+    * A tensor with one element, or whose first gradient is constant (std at most `1e-6` of
       its mean), has no measurable noise. It is treated as pure signal: scale 1 (normalised) or
-      :math:`M` (raw), and it never takes part in choosing :math:`M`. So a scalar parameter
-      neither explodes (the released code gives it :math:`|g|/\epsilon`) nor shrinks the others.
-    * :math:`M` is the largest regular g-SNR of the first step that measured anything (1 if that
+      $M$ (raw), and it never takes part in choosing $M$. So a scalar parameter
+      neither explodes (the released code gives it $|g|/\epsilon$) nor shrinks the others.
+    * $M$ is the largest regular g-SNR of the first step that measured anything (1 if that
       step measured only constant tensors). Tensors measured later are divided by the same
-      :math:`M` and clamped at 1, so no tensor ever gets a larger rate than :math:`\eta`.
+      $M$ and clamped at 1, so no tensor ever gets a larger rate than $\eta$.
     * Statistics are exact to float32 rounding at any finite magnitude (float32 reductions, and
       float64 where float32 squares would overflow or vanish), complex tensors as their real
-      view. So above ``eps`` the scale of ``c * g`` is that of ``g``; below, it shrinks as the
+      view. So above `eps` the scale of `c * g` is that of `g`; below, it shrinks as the
       formula says. A tensor with no elements gets scale 1 and never takes part in choosing
       $M$. Sparse gradients raise.
 
-.. note::
+Note:
     Departures from the paper's Algorithm 1, which this class otherwise implements (the default):
     the measurement is per tensor and lazy instead of one global first step, which is what makes
     late, zero and non-finite first gradients safe; constant and one-element tensors get a defined
-    scale; late tensors are clamped at 1. Departures from the released package ``sgd-sai`` 1.0.3,
-    which ``normalize=False, unbiased=True`` reproduces on regular tensors with ``momentum > 0``:
+    scale; late tensors are clamped at 1. Departures from the released package `sgd-sai` 1.0.3,
+    which `normalize=False, unbiased=True` reproduces on regular tensors with `momentum > 0`:
     that package has no normalisation, freezes tensors whose first gradient is zero, gives
-    scalars :math:`|g|/\epsilon`, raises ``KeyError`` for late gradients, measures again after a
-    checkpoint is loaded, fails with ``momentum=0``, evaluates the closure twice on its first step
+    scalars $|g|/\epsilon$, raises `KeyError` for late gradients, measures again after a
+    checkpoint is loaded, fails with `momentum=0`, evaluates the closure twice on its first step
     and synchronises the device once per tensor per step.
 
-Example:
+Examples:
     >>> import torch
     >>> from sgdsai import SGDSaI
     >>> _ = torch.manual_seed(0)
