@@ -264,6 +264,45 @@ def scenario_dtensor(rank: int, world: int, out: Path) -> dict:
     return {"stats": [(s.count, s.mean, s.m2) for s in stats], "collectives": counter}
 
 
+def numel_zero_shard_run(grads: list[list[torch.Tensor]], place: Callable | None = None) -> dict:
+    """Two steps of ``scale="numel"`` on the tensors of `numel_zero_shard_grads`; ``place`` shards."""
+    place = place or (lambda t: t)
+    torch.manual_seed(0)
+    params = [nn.Parameter(place(torch.randn(8, 4, dtype=torch.float64))) for _ in range(2)]
+    opt = SGDSaI(params, 0.1, scale="numel", weight_decay=0.1)
+    counts = []
+    for step_grads in grads:
+        for p, g in zip(params, step_grads):
+            p.grad = place(g)
+        counter: dict[str, int] = {}
+        with count_collectives(counter):
+            opt.step()
+        counts.append(counter)
+    return {
+        "params": [full(p) for p in params],
+        "measured": [float(opt.state[p]["lr_scale"]) for p in params],
+        "collectives": counts,
+    }
+
+
+def numel_zero_shard_grads() -> list[list[torch.Tensor]]:
+    """Step 1: the first tensor's rows 4: (rank 1's shard on 2 ranks) are zero; step 2: all ones."""
+    gen = torch.Generator().manual_seed(7)
+    first = torch.randn(8, 4, generator=gen, dtype=torch.float64)
+    first[4:] = 0
+    other = [torch.randn(8, 4, generator=gen, dtype=torch.float64) for _ in range(2)]
+    return [[first, other[0]], [torch.ones(8, 4, dtype=torch.float64), other[1]]]
+
+
+def scenario_numel_zero_shard(rank: int, world: int, out: Path) -> dict:
+    """``scale="numel"`` on Shard(0) DTensors whose first gradient is zero on some ranks only."""
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    mesh = init_device_mesh("cpu", (world,))
+    return numel_zero_shard_run(numel_zero_shard_grads(), lambda t: distribute_tensor(t, mesh, [Shard(0)]))
+
+
 def entry(rank: int, world: int, scenarios: list[str], out: str) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     torch.set_num_threads(1)

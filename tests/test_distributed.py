@@ -17,7 +17,10 @@ from sgdsai.distributed import check_params, grad_stats, reference
 
 pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs gloo")
 
-WORLDS = {2: ["ddp", "fsdp2", "resume", "zero", "stages", "dtensor"], 4: ["fsdp2", "resume", "dtensor"]}
+WORLDS = {
+    2: ["ddp", "fsdp2", "resume", "zero", "stages", "dtensor", "numel_zero_shard"],
+    4: ["fsdp2", "resume", "dtensor"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -112,6 +115,16 @@ def test_dtensor_grad_stats_equal_whole_tensor_stats_for_every_placement(records
 def test_dtensor_grad_stats_gather_once_per_sharded_mesh_dimension(records, world):
     for rank in get(records, world, "dtensor"):
         assert rank["collectives"] == {"all_gather": 1 if world == 2 else 2}
+
+
+def test_numel_mode_with_a_zero_shard_matches_single_process_on_every_rank(records):
+    want = workers.numel_zero_shard_run(workers.numel_zero_shard_grads())
+    for rank in get(records, 2, "numel_zero_shard"):
+        assert rank["measured"] == want["measured"]  # rank 1's zero shard does not defer the tensor
+        for got, expected in zip(rank["params"], want["params"]):
+            torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-15)
+        # the measuring step ORs the flags with one all_reduce; the steady step communicates not at all
+        assert rank["collectives"] == [{"all_reduce": 1}, {}]
 
 
 def test_zero_redundancy_reference_is_global_and_trajectory_matches(records, single):

@@ -12,6 +12,10 @@ part of the picture, so this module restores the single-process values:
   counted once. `Partial` gradients (pending sums) are first reduced to `Replicate`.
 * **Plain gradients** (one process, DDP, ZeRO) are measured locally with no collective: under DDP
   they are already averaged and identical on every rank.
+* **All-zero checks** (`scale="numel"`, which reads only whether a first gradient is non-zero):
+  a DTensor's local flags are combined with one `all_reduce(MAX)` of a small `(T,)` tensor per
+  mesh dimension that shards any of them, at the steps that measure new tensors; plain tensors
+  need no collective.
 * **The reference** $M$: with `reference_group` set, the first measuring step takes the
   maximum over that group's ranks with one `all_reduce`. Needed whenever ranks hold different
   tensors (ZeRO, pipeline stages); never needed under DDP or FSDP2, where every rank measures every
@@ -35,7 +39,7 @@ from torch import Tensor
 from sgdsai import gsnr
 from sgdsai.gsnr import GradStats
 
-__all__ = ["check_params", "grad_stats", "local_tensor", "reference"]
+__all__ = ["check_params", "grad_stats", "nonzero", "reference"]
 
 
 def check_params(params: Iterable[Tensor]) -> None:
@@ -70,9 +74,24 @@ def grad_stats(grads: Sequence[Tensor]) -> list[GradStats]:
     return stats
 
 
-def local_tensor(t: Tensor) -> Tensor:
-    """This rank's piece of `t`: the local shard of a DTensor, else `t` itself."""
-    return t.to_local() if _is_dtensor(t) else t  # type: ignore[attr-defined]
+def nonzero(grads: Sequence[Tensor]) -> list[bool]:
+    """Whether each gradient's full tensor has a non-zero element, identical on every rank.
+
+    Plain tensors are checked locally (one device-to-host transfer per device, no collective);
+    DTensors add one `all_reduce(MAX)` of their flags per sharded mesh dimension of each mesh.
+    """
+    flags = [False] * len(grads)
+    plain = [i for i, g in enumerate(grads) if not _is_dtensor(g)]
+    for i, flag in zip(plain, gsnr.nonzero([grads[i] for i in plain])):
+        flags[i] = flag
+    by_mesh: dict[Any, list[int]] = {}
+    for i, g in enumerate(grads):
+        if _is_dtensor(g):
+            by_mesh.setdefault(g.device_mesh, []).append(i)  # type: ignore[attr-defined]
+    for mesh, indices in by_mesh.items():
+        for i, flag in zip(indices, _dtensor_nonzero(mesh, [grads[i] for i in indices])):
+            flags[i] = flag
+    return flags
 
 
 def reference(regular: Sequence[float], measured: bool, group: Any = None) -> float | None:
@@ -123,6 +142,23 @@ def _dtensor_stats(mesh: Any, grads: Sequence[Any]) -> list[GradStats]:
         for i, tensor_pieces in zip(sharded, pieces):
             stats[i] = gsnr.combine([GradStats(*piece) for piece in tensor_pieces])
     return stats
+
+
+def _dtensor_nonzero(mesh: Any, grads: Sequence[Any]) -> list[bool]:
+    """OR the local shards' non-zero flags of DTensors on one mesh, dimension by dimension."""
+    import torch.distributed as dist
+
+    grads = [_without_partial(g) for g in grads]  # shards of a pending sum may cancel
+    local = gsnr.nonzero([g.to_local() for g in grads])
+    flags = torch.tensor(local, dtype=torch.uint8, device=mesh.device_type)
+    for dim in range(mesh.ndim):
+        sharded = [i for i, g in enumerate(grads) if g.placements[dim].is_shard()]
+        if not sharded:
+            continue  # replicated along this dimension: every piece is a copy
+        rows = flags[sharded]
+        dist.all_reduce(rows, op=dist.ReduceOp.MAX, group=mesh.get_group(dim))
+        flags[sharded] = rows
+    return [bool(f) for f in flags.tolist()]
 
 
 def _without_partial(grad: Any) -> Any:

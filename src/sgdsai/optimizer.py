@@ -212,7 +212,7 @@ class SGDSaI(Optimizer):
             group = new[i][0]
             results[i] = gsnr.measure(s, group["eps"], group["unbiased"])
         grads = [new[i][1].grad for i in by_numel]
-        nonzero = gsnr.nonzero([distributed.local_tensor(g) for g in grads]) if grads else []  # type: ignore[arg-type]
+        nonzero = distributed.nonzero(grads) if grads else []  # type: ignore[arg-type]
         for i, g, started in zip(by_numel, grads, nonzero):
             numel = g.numel() * (2 if g.is_complex() else 1)  # type: ignore[union-attr]  # as its real view
             results[i] = gsnr.measure_numel(numel, started)
@@ -470,7 +470,8 @@ Args:
     scale: what each tensor's scale is computed from. `"gsnr"` (default): its measured g-SNR,
         as in the paper. `"numel"`: $\sqrt{\text{numel}}$ in its place (the rule of the authors'
         unreleased `v1.1.0-nightly` branch, which `normalize=False` reproduces): no gradient
-        statistics and no collective; $M$ is the largest $\sqrt{\text{numel}}$ of the tensors that
+        statistics; on DTensors one small `all_reduce` of all-zero flags at measuring steps, none at
+        steady steps. $M$ is the largest $\sqrt{\text{numel}}$ of the tensors that
         have a gradient at the first measuring step, an all-zero first gradient included (its
         tensor still waits for a non-zero gradient to start). A 1-element tensor gets
         $1/M$ (raw: 1); non-finite gradients are not special.
