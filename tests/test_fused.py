@@ -121,7 +121,7 @@ def test_low_precision_fused_step_is_float64_math_rounded_once(kernel_calls, dty
     theta = torch.randn(n, generator=gen).to(dtype).requires_grad_()
     hyper = {"lr": 0.5, "momentum": momentum, "weight_decay": 0.02, "scale": 0.7}
     opt = SGDSaI([theta], hyper["lr"], momentum, hyper["weight_decay"], fused=True)
-    opt.state[theta]["gsnr"] = torch.tensor(hyper["scale"])
+    opt.state[theta]["lr_scale"] = torch.tensor(hyper["scale"])
     for _ in range(3):
         theta.grad = torch.randn(n, generator=gen).to(dtype)
         m = opt.state[theta].get("momentum_buffer")
@@ -163,3 +163,19 @@ def test_without_weight_decay_cpu_tensors_take_torchs_kernel_not_a_compiled_one(
     run_steps(SGDSaI(b, 0.1, weight_decay=0.0, fused=True), b, 3)
     assert kernel_calls == []
     torch.testing.assert_close(b[0], a[0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_a_step_between_forward_and_backward_raises_as_on_the_other_paths(kernel_calls, momentum) -> None:
+    """The kernel writes through storage aliases; the parameter's version counter must still move."""
+    p = torch.nn.Parameter(torch.randn(fused.MIN_NUMEL))
+    opt = SGDSaI([p], 0.1, momentum, fused=True)
+    p.grad = torch.randn_like(p)
+    opt.step()
+    x = torch.randn_like(p, requires_grad=True)
+    y = (p * x).sum()  # saves p for backward
+    p.grad = torch.randn_like(p)
+    opt.step()
+    assert kernel_calls == [fused.MIN_NUMEL] * 2
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()

@@ -98,6 +98,7 @@ def fused_sgdsai(
         if momentum == 0:
             coeffs = torch.tensor([decay, -lr * scales[i] * sign], dtype=_math_dtype(theta, g))
             update(*flat, coeffs.to(theta.device, non_blocking=True))
+            _written(theta)
             continue
         m = momentum_buffers[i]
         first = m is None
@@ -109,6 +110,14 @@ def fused_sgdsai(
         mu, s = (0.0, sign) if first else (momentum, sign * (1 - momentum))
         coeffs = torch.tensor([mu, s, decay, -lr * scales[i]], dtype=_math_dtype(theta, g, m))
         ema_and_update(*flat, _flat(m), coeffs.to(theta.device, non_blocking=True))
+        _written(theta, m)
+
+
+def _written(*tensors: Tensor) -> None:
+    """Bump the version counters of tensors the kernel wrote through `_flat` aliases (which have
+    their own counters), so that autograd still detects an update between forward and backward."""
+    if not torch.compiler.is_compiling():  # traced, the writes are the graph's own in-place ops
+        torch.autograd.graph.increment_version(tensors)
 
 
 def _math_dtype(*tensors: Tensor) -> torch.dtype:
