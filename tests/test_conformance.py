@@ -145,6 +145,7 @@ def test_construction_errors_match_torch() -> None:
         ),
         ({"momentum_dtype": torch.complex64}, ValueError, "momentum_dtype must be None or one of"),
         ({"fused": True, "foreach": True}, RuntimeError, "`fused` and `foreach` cannot be `True` together"),
+        ({"lr": torch.tensor([0.1, 0.2])}, ValueError, "Tensor lr must be 1-element"),
     ],
 )
 def test_bad_hyperparameters_and_flags_raise_at_construction_naming_the_argument(

@@ -395,6 +395,35 @@ def test_unknown_scale_names_the_argument_and_the_choices() -> None:
         SGDSaI([{"params": [nn.Parameter(torch.ones(2))], "scale": 1}])
 
 
+def test_an_unknown_scale_set_after_construction_raises_at_the_measuring_step() -> None:
+    p = nn.Parameter(torch.randn(10))
+    opt = SGDSaI([p])
+    opt.param_groups[0]["scale"] = "Numel"  # a typo no constructor saw
+    p.grad = torch.randn(10)
+    with pytest.raises(ValueError, match=r"scale must be one of 'gsnr', 'numel', not 'Numel'"):
+        opt.step()
+
+
+def test_a_state_dict_with_an_unknown_scale_is_refused_before_loading() -> None:
+    p = nn.Parameter(torch.randn(10))
+    saved = SGDSaI([p], scale="numel").state_dict()
+    saved["param_groups"][0]["scale"] = "sqrt"
+    opt = SGDSaI([p])
+    with pytest.raises(ValueError, match=r"scale must be one of 'gsnr', 'numel', not 'sqrt'"):
+        opt.load_state_dict(saved)
+    assert opt.param_groups[0]["scale"] == "gsnr"  # nothing was loaded
+
+
+def test_momentum_dtype_with_complex_parameters_is_refused() -> None:
+    c = nn.Parameter(torch.randn(4, dtype=torch.complex64))
+    message = r"momentum_dtype=torch\.bfloat16 applies to real parameters only"
+    with pytest.raises(ValueError, match=message):
+        SGDSaI([c], momentum_dtype=torch.bfloat16)
+    opt = SGDSaI([nn.Parameter(torch.randn(4))])
+    with pytest.raises(ValueError, match=message):
+        opt.add_param_group({"params": [c], "momentum_dtype": torch.bfloat16})
+
+
 @pytest.mark.parametrize("scale", ["gsnr", "numel"])
 def test_non_reference_group_is_clamped_and_never_sets_the_reference(scale: str) -> None:
     """The embedding-M ablation: a large tensor in a gsnr_reference=False group gets scale 1."""

@@ -76,6 +76,11 @@ class SGDSaI(Optimizer):
         distributed.check_params(group["params"])
         _check_group(group)
         _check_scale(group["scale"])
+        if group["momentum_dtype"] is not None and any(p.is_complex() for p in group["params"]):
+            raise ValueError(
+                f"momentum_dtype={group['momentum_dtype']} applies to real parameters only; "
+                "put complex parameters in a group with momentum_dtype=None"
+            )
         if not isinstance(group["gsnr_reference"], bool):
             raise TypeError(f"gsnr_reference must be a bool, not {group['gsnr_reference']!r}")
         group["gsnr_max"] = reference
@@ -204,6 +209,8 @@ class SGDSaI(Optimizer):
 
     def _measurements(self, new: list[tuple[dict[str, Any], Tensor]]) -> list[gsnr.Measurement]:
         """Measure g-SNR where `scale="gsnr"`; elsewhere only whether the gradient is non-zero."""
+        for group, _ in new:
+            _check_scale(group["scale"])  # set after construction: unchecked, it would freeze the tensor
         by_gsnr = [i for i, (group, _) in enumerate(new) if group["scale"] == "gsnr"]
         by_numel = [i for i, (group, _) in enumerate(new) if group["scale"] == "numel"]
         results: list[gsnr.Measurement] = [gsnr.Measurement(gsnr.Kind.ZERO, None)] * len(new)
@@ -253,7 +260,8 @@ class SGDSaI(Optimizer):
 
         Raises:
             ValueError: a saved momentum buffer's shape differs from its parameter's, or a saved
-                scale has more than one element; the message names the parameter. As in torch,
+                scale has more than one element; the message names the parameter. A saved
+                group's `scale` is not one of `SCALES`; nothing is loaded then. As in torch,
                 also when the number of groups or of parameters in a group differs.
         """
         handle = self.register_load_state_dict_pre_hook(_checked_state_dict)  # after the user's
@@ -307,6 +315,8 @@ def _check_group(group: dict[str, Any]) -> None:
         tensor_lr = name == "lr" and isinstance(value, Tensor)  # torch's schedulers may keep one
         if not tensor_lr and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             raise TypeError(f"{name} must be a real number, not {value!r}")
+        if tensor_lr and value.numel() != 1:
+            raise ValueError("Tensor lr must be 1-element")  # torch's words
         _check(name, value, ok(value))
     for name in FLAGS + OPTIONAL_FLAGS:
         if not (isinstance(group[name], bool) or (name in OPTIONAL_FLAGS and group[name] is None)):
@@ -339,6 +349,9 @@ def _checked_state_dict(optimizer: Optimizer, state_dict: dict[str, Any]) -> dic
         len(a["params"]) != len(b["params"]) for a, b in zip(saved_groups, groups)
     ):
         return None  # torch raises its own error for this
+    for saved in saved_groups:
+        if "scale" in saved:  # absent before the flag existed: the default
+            _check_scale(saved["scale"])
     state = dict(state_dict["state"])
     for i, (saved, group) in enumerate(zip(saved_groups, groups)):
         names = group.get("param_names")
