@@ -117,6 +117,21 @@ def test_non_reference_groups_match_reference(scale: str) -> None:
 
 
 @pytest.mark.parametrize("kwargs", CONFIGS)
+def test_a_zero_element_tensor_alone_at_the_first_step_never_sets_the_reference(kwargs: dict) -> None:
+    """Step 1 has a gradient for the 0-element tensor only; the others first get one at step 2."""
+    start = [torch.randn(0, dtype=torch.float64), *make_params(torch.float64, shapes=[(10, 10), (4,)])]
+    result = {}
+    for name, build in IMPLS.items():
+        params = clone_params(start)
+        opt = build(params, kwargs)
+        run_steps(opt, params, 4, lambda p, step, i: None if step == 0 and i else synthetic_grad(p, step, i))
+        result[name] = params
+    for name in set(IMPLS) - {"reference"}:
+        for want, got in zip(result["reference"], result[name]):
+            torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("kwargs", CONFIGS)
 def test_foreach_matches_forloop(kwargs: dict) -> None:
     result = trajectories(kwargs, {k: IMPLS[k] for k in ("single", "foreach")})
     for a, b in zip(result["single"], result["foreach"]):

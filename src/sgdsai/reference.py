@@ -52,8 +52,8 @@ class SGDSaIReference(Optimizer):
         candidates = []  # (raw value, sets M?) of every tensor this step could measure
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None or "scale" in self.state[p]:
-                    continue
+                if p.grad is None or "scale" in self.state[p] or p.numel() == 0:
+                    continue  # a tensor with no elements has nothing to update and never sets M
                 g = p.grad.double().flatten()
                 raw = self._raw(g, group["eps"])
                 candidates.append((raw, group["gsnr_reference"]))
