@@ -89,6 +89,24 @@ def test_cpu_default_gives_dense_float_tensors_to_torchs_kernel(monkeypatch) -> 
     assert calls == {"_torch_kernel_sgdsai": [20, 3], "_single_tensor_sgdsai": [42, 8]}
 
 
+def test_tensors_the_compiled_kernel_leaves_go_to_foreach_where_it_is_the_default(monkeypatch) -> None:
+    """As on CUDA: torch's default picks foreach, and small tensors are not the compiled kernel's."""
+    calls = kernel_spy(monkeypatch)
+    monkeypatch.setattr(functional, "_default_to_fused_or_foreach", lambda *a, **k: (False, True))
+    params = [torch.zeros(5), torch.zeros(3, 2)]
+    sgdsai(
+        params,
+        [torch.ones_like(p) for p in params],
+        [None, None],
+        [1.0, 1.0],
+        lr=0.1,
+        momentum=0.9,
+        weight_decay=0.1,
+        fused=True,
+    )
+    assert calls == {"_multi_tensor_sgdsai": [5, 6]}
+
+
 def test_low_precision_options_leave_only_unrounded_tensors_to_torchs_kernel(monkeypatch) -> None:
     calls = kernel_spy(monkeypatch)
     params = [torch.zeros(5), torch.zeros(6, dtype=torch.bfloat16)]

@@ -12,7 +12,8 @@ that takes it, as `torch.optim.sgd` does:
 
 1. `fused=True`: the compiled one-pass kernel of `sgdsai.fused`, for large contiguous tensors;
    without weight decay, CPU tensors go to torch's SGD kernel (item 3) instead, which makes the
-   same single pass without compiling.
+   same single pass without compiling. The tensors it leaves go on to the items below, as without
+   `fused` (small CUDA tensors to foreach).
 2. `foreach` (the default for CUDA tensors): the multi-tensor kernel, `torch._foreach_*` ops over
    chunks of at most `FOREACH_CHUNK_NUMEL` elements, with no temporaries in float32 and float64.
 3. The default for CPU tensors: torch's own fused SGD kernel, `torch._fused_sgd_`, once per tensor
@@ -102,8 +103,10 @@ def sgdsai(
         rest = _run(
             compiled.fused_sgdsai, rest, compiled_takes, tensors, dict(hyper, momentum_dtype=momentum_dtype)
         )
-    elif foreach is None:
-        _, foreach = _default_to_fused_or_foreach(params, differentiable=False, use_fused=False)
+    if foreach is None:  # what the compiled kernel left goes where it would have gone without it
+        _, foreach = _default_to_fused_or_foreach(
+            [params[i] for i in rest], differentiable=False, use_fused=False
+        )
     if foreach and not low_precision:
         rest = _run(_multi_tensor_sgdsai, rest, lambda i: True, tensors, hyper)
     rest = _run(_torch_kernel_sgdsai, rest, torch_kernel_takes, tensors, hyper)
