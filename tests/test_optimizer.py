@@ -520,7 +520,7 @@ def test_scales_of_c_times_the_gradients_equal_those_of_the_gradients(magnitude:
 
 
 @pytest.mark.parametrize("foreach", IMPLS)
-def test_the_old_scale_key_still_imposes_a_scale_with_a_deprecation_warning(foreach: bool) -> None:
+def test_the_old_scale_key_still_imposes_a_scale_with_a_future_warning(foreach: bool) -> None:
     start = make_params(torch.float32, shapes=[(6, 5), (5,)])
     finals = []
     for key in ("gsnr", "lr_scale"):
@@ -531,7 +531,7 @@ def test_the_old_scale_key_still_imposes_a_scale_with_a_deprecation_warning(fore
             warnings.simplefilter("always")
             run_steps(opt, params, 2)
         finals.append(params)
-        assert [str(w.message) for w in caught if w.category is DeprecationWarning] == (
+        assert [str(w.message) for w in caught if w.category is FutureWarning] == (
             ['state[p]["gsnr"] is deprecated: impose a scale as state[p]["lr_scale"]']
             if key == "gsnr"
             else []
@@ -541,6 +541,19 @@ def test_the_old_scale_key_still_imposes_a_scale_with_a_deprecation_warning(fore
         assert "gsnr" not in opt.state[params[0]] and float(opt.state[params[0]]["lr_scale"]) == 0.25
     for p, q in zip(*finals):
         assert torch.equal(p, q)
+
+
+def test_the_old_scale_key_set_on_a_measured_tensor_is_imposed_with_a_future_warning() -> None:
+    params = make_params(torch.float32, shapes=[(6, 5), (5,)])
+    opt = SGDSaI(params, 0.1)
+    run_steps(opt, params, 1)
+    measured = float(opt.state[params[1]]["lr_scale"])
+    assert measured != 0.25
+    opt.state[params[1]]["gsnr"] = 0.25  # as code written before the rename changed a scale
+    with pytest.warns(FutureWarning, match=r'state\[p\]\["gsnr"\] is deprecated'):
+        run_steps(opt, params, 1)
+    assert "gsnr" not in opt.state[params[1]] and float(opt.state[params[1]]["lr_scale"]) == 0.25
+    assert "gsnr" not in opt.state_dict()["state"][1]
 
 
 def test_a_checkpoint_with_the_old_scale_key_loads() -> None:

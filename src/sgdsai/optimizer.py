@@ -163,24 +163,25 @@ class SGDSaI(Optimizer):
     @_disable_dynamo
     def _measure_new_tensors(self) -> None:
         """Give every tensor that has a gradient and no `state["lr_scale"]` yet its scale."""
-        new = [
-            (group, p)
-            for group in self.param_groups
-            for p in group["params"]
-            if p.grad is not None and SCALE_KEY not in self.state[p]
-        ]
-        for _, p in new:
-            state = self.state[p]
-            if OLD_SCALE_KEY in state:  # imposed under the old name
-                warnings.warn(
-                    'state[p]["gsnr"] is deprecated: impose a scale as state[p]["lr_scale"]',
-                    DeprecationWarning,
-                    stacklevel=7,  # the caller of step(), through torch's step and dynamo wrappers
-                )
-                state[SCALE_KEY] = state.pop(OLD_SCALE_KEY)
-            elif p.numel() == 0:  # nothing to measure and nothing to update: never decides M
-                state[SCALE_KEY] = torch.tensor(1.0, dtype=torch.float32)
-        new = [(group, p) for group, p in new if SCALE_KEY not in self.state[p]]
+        new = []
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if OLD_SCALE_KEY in state:  # imposed under the old name, before or after a measurement
+                    warnings.warn(
+                        'state[p]["gsnr"] is deprecated: impose a scale as state[p]["lr_scale"]',
+                        FutureWarning,
+                        stacklevel=7,  # the caller of step(), through torch's step and dynamo wrappers
+                    )
+                    state[SCALE_KEY] = state.pop(OLD_SCALE_KEY)
+                elif (
+                    SCALE_KEY not in state and p.numel() == 0
+                ):  # nothing to measure or update: never decides M
+                    state[SCALE_KEY] = torch.tensor(1.0, dtype=torch.float32)
+                if SCALE_KEY not in state:
+                    new.append((group, p))
         reference = self._gsnr_max()
         group_pending = reference is None and self.reference_group is not None
         if not new and not group_pending:
@@ -514,7 +515,8 @@ State:
     the first measurement). Everything is saved by `state_dict`, so a resumed run never
     measures again. To impose a scale instead of measuring one, set `state[p]["lr_scale"]` (a
     Python float or a 0-d tensor) before the parameter's first step. The key was `"gsnr"`
-    before 0.1.0: checkpoints that use it still load, and setting it still imposes (deprecated). `load_state_dict` loads
+    before 0.1.0: checkpoints that use it still load, and setting it, before or after a
+    measurement, still imposes a scale at the next step (deprecated, with a `FutureWarning`). `load_state_dict` loads
     what the load pre-hooks return, checks each buffer's shape against its parameter, and gives
     the state this form before the post-hooks run. `copy.deepcopy` shares `reference_group`;
     pickling an optimizer that has one raises `TypeError` (pickle `state_dict()` instead).
