@@ -35,18 +35,22 @@ CONFIGS = [
     pytest.param({"lr": 1e-2, "scale": "numel"}, id="numel"),
     pytest.param({"lr": 1e-2, "momentum_dtype": torch.bfloat16}, id="bf16-momentum"),
 ]
-#: The implementation flags (torch's "global cliquey" kwargs); `fused` on these small tensors
-#: takes the eager path, and the compiled kernel is compared on a large tensor below.
-IMPLS = [
-    pytest.param({"foreach": False}, id="single"),
-    pytest.param({"foreach": True}, id="foreach"),
-    pytest.param({"fused": True}, id="fused"),
-]
 has_compiler = pytest.mark.skipif(
     not any(shutil.which(c) for c in (os.environ.get("CXX", "g++"), "c++", "clang++")),
     reason="torch.compile on CPU needs a C++ compiler",
 )
+#: The implementation flags (torch's "global cliquey" kwargs); `fused` takes the compiled kernel
+#: even on these small tensors (see `_fused_kernel_on_tiny_tensors`).
+MIN_NUMEL = fused.MIN_NUMEL  # before any test patches it
+FUSED = pytest.param({"fused": True}, id="fused", marks=has_compiler)
+IMPLS = [pytest.param({"foreach": False}, id="single"), pytest.param({"foreach": True}, id="foreach"), FUSED]
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.fixture(autouse=True)
+def _fused_kernel_on_tiny_tensors(monkeypatch) -> None:
+    """The test tensors are tiny; without this `fused=True` would give them all to other kernels."""
+    monkeypatch.setattr(fused, "MIN_NUMEL", 0)
 
 
 def toy(device: str = "cpu", dtype: torch.dtype = torch.float32, contiguous: bool = True):
@@ -259,9 +263,7 @@ def compare_implementations(kwargs_a, kwargs_b, dtype, tolerances=None) -> None:
                 torch.testing.assert_close(opt_a.state[p][key], opt_b.state[q][key], **(tolerances or {}))
 
 
-@pytest.mark.parametrize(
-    "impl", [pytest.param({"foreach": True}, id="foreach"), pytest.param({"fused": True}, id="fused")]
-)
+@pytest.mark.parametrize("impl", [pytest.param({"foreach": True}, id="foreach"), FUSED])
 @pytest.mark.parametrize("config", CONFIGS)
 def test_foreach_and_fused_match_the_single_tensor_loop(config, impl) -> None:
     compare_implementations({**config, "foreach": False}, {**config, **impl}, torch.float64)
@@ -269,7 +271,8 @@ def test_foreach_and_fused_match_the_single_tensor_loop(config, impl) -> None:
 
 @has_compiler
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_compiled_fused_kernel_matches_the_single_tensor_loop(dtype) -> None:
+def test_compiled_fused_kernel_matches_the_single_tensor_loop(monkeypatch, dtype) -> None:
+    monkeypatch.setattr(fused, "MIN_NUMEL", MIN_NUMEL)  # the real threshold, on a tensor above it
     start = torch.randn(fused.MIN_NUMEL + 3, dtype=dtype)
     runs = []
     for kwargs in ({"foreach": False}, {"fused": True}):

@@ -482,7 +482,8 @@ def test_a_zero_element_tensor_never_decides_the_reference(scale: str) -> None:
     opt = SGDSaI([empty, weight], scale=scale)
     empty.grad, weight.grad = torch.randn(0, 4), torch.zeros(6, 4)
     opt.step()
-    assert opt.param_groups[0]["gsnr_max"] is None or scale == "numel"  # numel: the zero tensor set it
+    # numel: the weight's all-zero gradient counts towards M (its value needs no gradient)
+    assert opt.param_groups[0]["gsnr_max"] == (math.sqrt(24) if scale == "numel" else None)
     assert float(opt.state[empty]["lr_scale"]) == 1.0
     empty.grad, weight.grad = torch.randn(0, 4), torch.randn(6, 4) + 0.2
     opt.step()
