@@ -532,6 +532,8 @@ Rules of measurement:
       its mean), has no measurable noise. It is treated as pure signal: scale 1 (normalised) or
       $M$ (raw), and it never takes part in choosing $M$. So a scalar parameter
       neither explodes (the released code gives it $|g|/\epsilon$) nor shrinks the others.
+      With `scale="numel"` nothing is measured: a 1-element tensor gets $\sqrt{1}/M = 1/M$
+      (raw: 1) and counts towards $M$ like any other.
     * $M$ is the largest regular g-SNR of the first step that measured anything (1 if that
       step measured only constant tensors). Tensors measured later are divided by the same
       $M$ and clamped at 1, so no tensor ever gets a larger rate than $\eta$.
