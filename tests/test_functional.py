@@ -254,9 +254,12 @@ def test_tensor_lr_with_more_elements_raises() -> None:
 @pytest.mark.cuda
 @cuda
 @pytest.mark.parametrize("foreach", [False, True])
-def test_cuda_step_with_a_cpu_tensor_lr_never_synchronises(foreach: bool) -> None:
+@pytest.mark.parametrize("lr", [0.1, torch.tensor(0.1)], ids=["float lr", "cpu tensor lr"])
+def test_cuda_steady_step_never_synchronises(foreach: bool, lr: float | torch.Tensor) -> None:
+    """Steady steps read nothing from the device, whether lr is a float or a CPU tensor (as LR
+    schedulers keep it)."""
     params = [p.cuda().detach().requires_grad_() for p in make_params(torch.float32)]
-    opt = SGDSaI(params, torch.tensor(0.1), foreach=foreach)
+    opt = SGDSaI(params, lr, foreach=foreach)
     run_steps(opt, params, 1)
     for p in params:
         p.grad = torch.randn_like(p)

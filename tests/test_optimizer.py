@@ -308,41 +308,6 @@ def test_steady_step_reads_nothing_from_the_device(foreach: bool) -> None:
         SGDSaI(fresh).step()  # the measuring step does read: the probe can fail
 
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-
-
-@pytest.mark.cuda
-@cuda
-@pytest.mark.parametrize("foreach", IMPLS)
-def test_cuda_steady_step_never_synchronises(foreach: bool) -> None:
-    params = [p.cuda().detach().requires_grad_() for p in make_params(torch.float32)]
-    opt = SGDSaI(params, foreach=foreach)
-    run_steps(opt, params, 1)
-    for p in params:
-        p.grad = torch.randn_like(p)
-    torch.cuda.set_sync_debug_mode("error")
-    try:
-        opt.step()
-    finally:
-        torch.cuda.set_sync_debug_mode("default")
-
-
-@pytest.mark.cuda
-@cuda
-def test_cuda_foreach_peak_memory_is_bounded() -> None:
-    params = [torch.zeros(1 << 20, device="cuda", requires_grad=True) for _ in range(16)]
-    opt = SGDSaI(params, foreach=True)
-    for p in params:
-        p.grad = torch.randn_like(p)
-    opt.step()
-    torch.cuda.synchronize()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    opt.step()
-    extra = torch.cuda.max_memory_allocated() - base
-    assert extra <= 4 * sum(p.numel() for p in params)  # at most one fp32 temporary of all params
-
-
 def test_docstring_example_runs() -> None:
     import doctest
 
