@@ -111,26 +111,8 @@ def test_low_precision_options_leave_only_unrounded_tensors_to_torchs_kernel(mon
     calls = kernel_spy(monkeypatch)
     params = [torch.zeros(5), torch.zeros(6, dtype=torch.bfloat16)]
     grads = [torch.ones_like(p) for p in params]
-    sgdsai(
-        params,
-        grads,
-        [None, None],
-        [1.0, 1.0],
-        lr=0.1,
-        momentum=0.9,
-        weight_decay=0.0,
-        stochastic_rounding=True,
-    )
-    sgdsai(
-        params,
-        grads,
-        [None, None],
-        [1.0, 1.0],
-        lr=0.1,
-        momentum=0.9,
-        weight_decay=0.0,
-        momentum_dtype=torch.bfloat16,
-    )
+    for flag in ({"stochastic_rounding": True}, {"momentum_dtype": torch.bfloat16}):
+        sgdsai(params, grads, [None, None], [1.0, 1.0], lr=0.1, momentum=0.9, weight_decay=0.0, **flag)
     assert calls == {"_torch_kernel_sgdsai": [5], "_single_tensor_sgdsai": [6, 5, 6]}
 
 

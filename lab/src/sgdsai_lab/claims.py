@@ -256,6 +256,27 @@ def _metric_words(ev: Evaluated) -> str:
     return f"{words}; {ev.caveats}" if ev.caveats else words
 
 
+def _comparison_row(
+    claim: str,
+    paper: str,
+    sai: Any,
+    other: Any,
+    other_name: str,
+    c: stats.Comparison,
+    held: bool | None,
+    metric: str,
+    stated: Stated,
+) -> tuple[str, str, str, str]:
+    """One row comparing SGD-SaI's cell with another optimizer's: values, difference, verdict."""
+    return (
+        claim,
+        paper,
+        f"{_fmt(sai.cell.mean, metric)} vs {_fmt(other.cell.mean, metric)} ({other_name}); "
+        f"{diff_text(c, metric, stated)}",
+        _open(c.verdict, c.reason) if held is None else _verdict(held),
+    )  # fmt: skip
+
+
 def _performance_claims(
     task: str, mode: str, where: str, ev: Evaluated, table2: dict[str, dict[str, Any]]
 ) -> list[tuple[str, str, str, str]]:
@@ -268,13 +289,8 @@ def _performance_claims(
         adamw = arms["adamw"]
         c = ev.compare(mode, "adamw")
         held = {stats.MATCHES: True, stats.BEATS: True, stats.TRAILS: False}.get(c.verdict)
-        out.append((
-            f"matches AdamW at its best — {where}",
-            paper.get("peak", "—"),
-            f"{_fmt(sai.cell.mean, metric)} vs {_fmt(adamw.cell.mean, metric)} ({_metric_words(ev)}); "
-            f"{diff_text(c, metric, stated)}",
-            _open(c.verdict, c.reason) if held is None else _verdict(held),
-        ))  # fmt: skip
+        out.append(_comparison_row(f"matches AdamW at its best — {where}", paper.get("peak", "—"),
+                                   sai, adamw, _metric_words(ev), c, held, metric, stated))  # fmt: skip
         grids = {opt: lr_grid(ev.rows, opt, ev.selection) for opt in (mode, "adamw")}
         if all(len(g) > 1 for g in grids.values()):
             worst = {
@@ -324,13 +340,8 @@ def _performance_claims(
     if sgdm is not None:
         c = ev.compare(mode, sgdm)
         held = {stats.BEATS: True, stats.MATCHES: False, stats.TRAILS: False}.get(c.verdict)
-        out.append((
-            f"beats SGD with momentum — {where}",
-            paper.get("sgdm", "—"),
-            f"{_fmt(sai.cell.mean, metric)} vs {_fmt(arms[sgdm].cell.mean, metric)} ({sgdm}); "
-            f"{diff_text(c, metric, stated)}",
-            _open(c.verdict, c.reason) if held is None else _verdict(held),
-        ))  # fmt: skip
+        out.append(_comparison_row(f"beats SGD with momentum — {where}", paper.get("sgdm", "—"),
+                                   sai, arms[sgdm], sgdm, c, held, metric, stated))  # fmt: skip
     return out
 
 
