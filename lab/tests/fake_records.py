@@ -35,6 +35,7 @@ def run_record(optimizer: str, lr: float, val: float | None, seed: int = 0, stat
         "state_bytes": state,
         "param_bytes": 100,
         "median_step_ms": 1.0,
+        "median_iter_ms": 4.0,
         "wall_clock_s": 2.0,
         "loss_curve": [[0, 5.0, lr], [1, 4.0, lr], [2, None if diverged else 3.0, lr]],
         "gsnr_trace": {

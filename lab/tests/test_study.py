@@ -45,3 +45,11 @@ def test_the_batch_size_plot_is_written_only_with_both_batch_sizes(tmp_path) -> 
     name = batch_plot(group(_study()), tmp_path)
     assert name and (tmp_path / name).stat().st_size > 0
     assert f"![batch size]({name})" in study_markdown(group(_study()), tmp_path)
+
+
+def test_time_to_target_counts_seconds_at_the_median_iteration_not_the_wall_clock() -> None:
+    runs = lm_cell("sgdsai", 1.0, 1.40) + lm_cell("adamw", 1e-3, 1.40)
+    for run in runs:  # a run paused by a shared machine: its wall-clock says nothing of its speed
+        run["median_iter_ms"], run["wall_clock_s"] = 2000.0, 1e6
+    text = "\n".join(study_markdown(group(runs), None))
+    assert "adamw step 10 (≈ 20 s); sgdsai step 10 (≈ 20 s)." in text

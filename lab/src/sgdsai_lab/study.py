@@ -92,8 +92,9 @@ def comparison_line(ev: Evaluated, a: str, b: str) -> str:
 
 
 def time_to_target(ev: Evaluated) -> str:
-    """Steps (and wall-clock seconds, pro rata over the run) each optimizer's best seed-0 run needs to
-    reach the final smoothed training loss of AdamW's."""
+    """Steps each optimizer's best seed-0 run needs to reach the final smoothed training loss of
+    AdamW's, and the seconds that is at the run's median iteration time (robust to the pauses of a
+    shared machine, unlike its wall-clock; comparable between runs that ran alike, one thread each)."""
     if BASELINE not in ev.best:
         return ""
     curves = {}
@@ -105,7 +106,7 @@ def time_to_target(ev: Evaluated) -> str:
     parts = []
     for opt, (curve, run) in sorted(curves.items()):
         reached = stats.steps_to_target(curve, target, "min")
-        seconds = run["wall_clock_s"] * reached / len(run["loss_curve"]) if reached else None
+        seconds = run["median_iter_ms"] * reached / 1e3 if reached else None
         when = "never" if reached is None else f"step {reached} (≈ {seconds:.0f} s)"
         parts.append(f"{opt} {when}")
     return f"Time to AdamW's final smoothed training loss ({target:.4f}), seed 0: " + "; ".join(parts) + "."
