@@ -1,17 +1,23 @@
 """Download, verify and cache: the ground floor every data source stands on.
 
 Everything fetched lands in ``$SGDSAI_DATA`` (default ``~/.cache/sgdsai``), copied there only once
-each file matches its recorded sha256, so a cache folder is never half-updated.
+each file matches its recorded sha256, so a cache folder is never half-updated. Values that are
+slow to compute from the fetched files (a pretrained model's loss on a task's data) are kept there
+too, by :func:`cached_json`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 class DatasetMissing(FileNotFoundError):
@@ -20,6 +26,29 @@ class DatasetMissing(FileNotFoundError):
 
 def cache_dir() -> Path:
     return Path(os.environ.get("SGDSAI_DATA", Path.home() / ".cache" / "sgdsai"))
+
+
+def cached_json(kind: str, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
+    """``compute()`` (a JSON value), computed once per ``key`` and kept in
+    ``cache_dir()/kind/<sha256 of key>.json`` with the key beside it. The file is written under a
+    temporary name and renamed into place, so an interrupted or concurrent writer never leaves a
+    half-written one; ``key`` must name everything the value depends on."""
+    text = json.dumps(key, sort_keys=True)
+    path = cache_dir() / kind / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}.json"
+    if path.exists():
+        return json.loads(path.read_text())["value"]
+    value = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    try:
+        os.fchmod(handle, 0o644)  # mkstemp made it private; the cache is shared like the fetched files
+        with os.fdopen(handle, "w") as out:
+            json.dump({"key": key, "value": value}, out)
+        os.replace(staging, path)
+    except BaseException:
+        Path(staging).unlink(missing_ok=True)
+        raise
+    return json.loads(path.read_text())["value"]
 
 
 def sha256(path: Path) -> str:

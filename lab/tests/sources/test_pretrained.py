@@ -18,22 +18,23 @@ def _digest(text: str) -> str:
 
 
 def test_docstring_pairs_are_deterministic_and_non_empty() -> None:
-    first = pretrained.docstring_pairs(400_000)
+    first = pretrained.docstring_pairs(1_000_000)
     pretrained.docstring_pairs.cache_clear()
-    again = pretrained.docstring_pairs(400_000)
+    again = pretrained.docstring_pairs(1_000_000)
     assert first == again and first is not again
-    train, val = first
-    assert len(train) > 5 * len(val) > 0
-    for signature, doc in train + val:
+    train, val, test = first
+    assert len(train) > 5 * max(len(val), len(test)) and val and test
+    for signature, doc in train + val + test:
         assert signature.startswith(("def ", "async def ", "class ")) and signature.endswith(":")
         assert "\n" not in signature and doc and "\n" not in doc
 
 
-def test_docstring_pairs_hold_out_every_tenth_file_whole() -> None:
-    files = stdlib.stdlib_files(400_000)
+def test_docstring_pairs_hold_out_every_tenth_file_whole_alternately_for_val_and_test() -> None:
+    files = stdlib.stdlib_files(1_000_000)
     per_file = [pretrained._pairs(source) for source in files]
-    train, val = pretrained.docstring_pairs(400_000)
-    assert list(val) == [p for i, pairs in enumerate(per_file) if i % 10 == 9 for p in pairs]
+    train, val, test = pretrained.docstring_pairs(1_000_000)
+    assert list(val) == [p for i, pairs in enumerate(per_file) if i % 20 == 9 for p in pairs]
+    assert list(test) == [p for i, pairs in enumerate(per_file) if i % 20 == 19 for p in pairs]
     assert list(train) == [p for i, pairs in enumerate(per_file) if i % 10 != 9 for p in pairs]
 
 

@@ -4,6 +4,7 @@ trains, A's first gradient is zero, and the task's metrics tell whether the A ma
 from __future__ import annotations
 
 import math
+import types
 
 import pytest
 import torch
@@ -14,8 +15,8 @@ pytest.importorskip("peft")
 from sgdsai_lab.config import RunConfig
 from sgdsai_lab.run import run
 from sgdsai_lab.tasks import build_task
-from sgdsai_lab.tasks.lora import IGNORE, pack
-from sgdsai_lab.tasks.lora_cls import stratified_split
+from sgdsai_lab.tasks.lora import IGNORE, pack, split_loss, spread
+from sgdsai_lab.tasks.lora_cls import majority_floors, stratified_split, three_way_split
 from sgdsai_lab.tasks.lora_metrics import lora_metrics, lora_snapshot
 from sgdsai_lab.zoo import build_optimizer
 
@@ -105,13 +106,71 @@ def test_stratified_split_holds_out_the_same_fraction_of_every_class() -> None:
     assert torch.equal(held, stratified_split(labels, 0.2)[1])
 
 
+def test_three_way_split_is_disjoint_covers_every_row_and_halves_the_holdout_per_class() -> None:
+    labels = torch.tensor([0] * 50 + [1] * 20 + [2] * 10)
+    train, val, test = three_way_split(labels, 0.4)
+    assert torch.equal(torch.cat([train, val, test]).sort().values, torch.arange(80))
+    assert labels[val].bincount().tolist() == labels[test].bincount().tolist() == [10, 4, 2]
+    assert all(torch.equal(a, b) for a, b in zip((train, val, test), three_way_split(labels, 0.4)))
+
+
+def test_majority_floor_is_the_accuracy_of_the_training_splits_most_frequent_class() -> None:
+    train = torch.tensor([2, 2, 2, 0, 1])
+    floors = majority_floors(train, {"val": torch.tensor([2, 0, 0, 0]), "test": torch.tensor([1, 2])})
+    assert floors == {"majority_val": 0.25, "majority_test": 0.5}
+    assert majority_floors(torch.tensor([1, 0]), {"val": torch.tensor([0, 1, 1])}) == {"majority_val": 1 / 3}
+
+
+def test_spread_takes_evenly_strided_pairs_and_all_of_a_short_list() -> None:
+    assert spread(tuple(range(10)), 3) == (0, 3, 6)
+    assert spread(tuple(range(2)), 5) == (0, 1)
+
+
+def test_split_loss_weights_every_target_token_alike() -> None:
+    class Fixed(nn.Module):  # per-row loss = the row's first token, as a causal LM's mean over targets
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(()))
+
+        def forward(self, input_ids, attention_mask, labels):
+            return types.SimpleNamespace(loss=input_ids[0, 0].float() + self.w)
+
+    one = torch.tensor([[1, 0, 0]]), torch.ones(1, 3), torch.tensor([[IGNORE, 5, IGNORE]])  # 1 target
+    three = torch.tensor([[3, 0, 0, 0]]), torch.ones(1, 4), torch.tensor([[IGNORE, 5, 5, 5]])  # 3 targets
+    assert split_loss(Fixed(), [one, three]) == pytest.approx((1 * 1 + 3 * 3) / 4)
+
+
+@pytest.mark.parametrize("name", LORA_TASKS)
+def test_evaluate_reports_validation_and_test_and_the_floors_name_both(name: str) -> None:
+    task = build_task(name, "synthetic", "tiny", 0)
+    metrics = task.evaluate(task.model)
+    kinds = ["loss"] + (["accuracy"] if name == "lora-cls" else [])
+    assert {f"{split}_{kind}" for split in ("val", "test") for kind in kinds} <= set(metrics)
+    assert metrics["val_loss"] != metrics["test_loss"]  # two different sets
+    floor = "untrained" if name == "lora" else "majority"
+    assert set(task.info["floors"]) == {f"{floor}_val", f"{floor}_test"}
+
+
+def test_lora_floor_is_the_loss_before_training_and_training_goes_below_it() -> None:
+    task = build_task("lora", "synthetic", "tiny", 0)
+    before = task.evaluate(task.model)
+    floors = task.info["floors"]
+    assert (floors["untrained_val"], floors["untrained_test"]) == (before["val_loss"], before["test_loss"])
+    _train(task, "adamw", 1e-2, 0.0, 30)
+    after = task.evaluate(task.model)
+    assert after["val_loss"] < floors["untrained_val"] and after["test_loss"] < floors["untrained_test"]
+
+
 @pytest.mark.parametrize("name", LORA_TASKS)
 def test_training_run_writes_finite_metrics(name: str) -> None:
     record = run(RunConfig(name, "sgdsai", 0.5, 0.01, 3, data="synthetic", batch_size=4, gsnr_every=1))
     metrics = record["metrics"]
     assert not metrics["diverged"]
     assert all(math.isfinite(v) for k, v in metrics.items() if k != "diverged")
-    assert {"val_loss", "lora_A_rel_change", "lora_A_orth_change_min", "lora_B_norm"} <= set(metrics)
+    assert {"val_loss", "test_loss", "lora_A_rel_change", "lora_A_orth_change_min", "lora_B_norm"} <= set(
+        metrics
+    )
+    assert record["floors"] == build_task(name, "synthetic", "tiny", 0).info["floors"]
     assert record["param_count"] == sum(p.numel() for p in build_task(name, "synthetic", "tiny", 0).model.parameters()
                                         if p.requires_grad)  # fmt: skip
 

@@ -216,17 +216,21 @@ def _pairs(source: bytes) -> list[Pair]:
 
 
 @functools.lru_cache(maxsize=4)
-def docstring_pairs(limit: int = 1 << 40, every: int = 10) -> tuple[tuple[Pair, ...], tuple[Pair, ...]]:
-    """``(train, val)`` (signature, first docstring paragraph) pairs from the stdlib's source.
+def docstring_pairs(
+    limit: int = 1 << 40, every: int = 10
+) -> tuple[tuple[Pair, ...], tuple[Pair, ...], tuple[Pair, ...]]:
+    """``(train, val, test)`` (signature, first docstring paragraph) pairs from the stdlib's source.
 
     Files as in :func:`sgdsai_lab.stdlib.stdlib_split` (sorted, tests excluded, the first
-    ``limit`` bytes); every ``every``-th file is held out, so no validation docstring shares a
-    file with a training one. Parsing the whole stdlib takes about 8 s, hence the cache.
+    ``limit`` bytes); every ``every``-th file is held out, the held-out files alternately for
+    validation and for test, so no two of the three parts share a file. Parsing the whole stdlib
+    takes about 8 s, hence the cache.
     """
     if every < 2:
         raise ValueError(f"every must be at least 2 to leave files for training, not {every}")
-    train: list[Pair] = []
-    val: list[Pair] = []
+    parts: tuple[list[Pair], list[Pair], list[Pair]] = ([], [], [])
     for i, source in enumerate(stdlib.stdlib_files(limit)):
-        (val if i % every == every - 1 else train).extend(_pairs(source))
-    return tuple(train), tuple(val)
+        held = i % every == every - 1
+        parts[1 + (i // every) % 2 if held else 0].extend(_pairs(source))
+    train, val, test = parts
+    return tuple(train), tuple(val), tuple(test)

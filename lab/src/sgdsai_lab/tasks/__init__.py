@@ -32,6 +32,8 @@ FLOORS = {
     "n-gram": "the unigram and bigram cross-entropy of the validation targets (task.info['floors'])",
     "linear": "the accuracy of a linear model on the same pixels",
     "majority": "the accuracy of always answering the most frequent class",
+    "untrained": "the loss of the model before fine-tuning (LoRA's B = 0: the base model) on the same "
+    "targets (task.info['floors'])",
     "none": "no floor is defined",
 }
 
