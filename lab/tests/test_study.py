@@ -5,7 +5,7 @@ from __future__ import annotations
 from sgdsai_lab.analysis import group
 from sgdsai_lab.study import WORKLOADS, batch_plot, study_markdown
 
-from .fake_records import lm_cell
+from .fake_records import accuracy_record, lm_cell
 
 
 def _study(batch_128: bool = True) -> list[dict]:
@@ -45,3 +45,17 @@ def test_the_batch_size_plot_is_written_only_with_both_batch_sizes(tmp_path) -> 
     name = batch_plot(group(_study()), tmp_path)
     assert name and (tmp_path / name).stat().st_size > 0
     assert f"![batch size]({name})" in study_markdown(group(_study()), tmp_path)
+
+
+def test_the_vit_paragraph_states_its_linear_floor_as_an_accuracy() -> None:
+    runs = []
+    for optimizer, accuracy in (("sgdsai", 0.865), ("adamw", 0.87)):
+        for seed, delta in enumerate((0.0, -0.002, 0.002)):
+            record = accuracy_record(optimizer, 0.1, 0.01, accuracy + delta, seed=seed)
+            record["config"]["preset"] = "study-c"
+            record["metrics"]["test_accuracy"] = accuracy + delta
+            record["floors"] = {"linear_val": 0.845, "linear_test": 0.8412}
+            runs.append(record)
+    text = "\n".join(study_markdown(group(runs), None))
+    vit = next(line for line in text.splitlines() if line.startswith("**ViT on Fashion-MNIST**"))
+    assert "test accuracy, floor (linear, test) 84.12%" in vit
