@@ -66,7 +66,7 @@ def test_the_rules_under_the_table_are_the_stats_rules():
 
 
 def test_the_floor_comes_from_the_records_of_the_split():
-    runs = _bracketed("sgdsai", 0.805)
+    runs = [run_record("sgdsai", 0.1, 3.0, seed) for seed in range(3)]  # gpt2: the bigram floor
     assert recorded_floor(runs, "val_loss") is None
     for r in runs:
         r["floors"] = {"bigram_val": 4.81, "bigram_test": 4.83}
@@ -120,3 +120,33 @@ def test_lora_a_trains_is_one_row_over_the_lora_settings() -> None:
             runs.append(r)
     (row,) = [p for p in properties(group(runs)) if p[0].startswith("LoRA A")]
     assert row[3] == "held" and row[2].count("ours 0.001") == 2
+
+
+def _image_cell(optimizer: str, lr: float, accuracy: float) -> list[dict]:
+    """A bracketed vit cell that records a test accuracy and both kinds of floor keys."""
+    runs = _bracketed(optimizer, accuracy) if lr == 0.1 else []
+    for r in runs:
+        r["metrics"]["test_accuracy"] = r["metrics"]["val_accuracy"]
+        r["floors"] = {"linear_val": 0.84, "linear_test": 0.83, "bigram_val": 0.99, "bigram_test": 0.99}
+    return runs
+
+
+def test_image_settings_are_judged_against_the_linear_floor_of_the_test_split() -> None:
+    runs = _image_cell("sgdsai", 0.1, 0.865) + _image_cell("adamw", 0.1, 0.87)
+    ev = evaluate(runs)
+    assert ev.metric == "test_accuracy" and ev.stated.floor == 0.83  # floors.linear_test, not bigram
+    assert recorded_floor(runs, "val_accuracy") == 0.84
+    assert _matches_row(runs).endswith("| held |")
+
+
+def test_an_accuracy_at_or_under_its_floor_is_below_it_and_one_above_is_not() -> None:
+    def judged(floor: float) -> str:
+        runs = _image_cell("sgdsai", 0.1, 0.865) + _image_cell("adamw", 0.1, 0.87)
+        for r in runs:
+            r["floors"]["linear_test"] = floor
+        return _matches_row(runs)
+
+    adamw = evaluate(_image_cell("sgdsai", 0.1, 0.865) + _image_cell("adamw", 0.1, 0.87)).arms["adamw"]
+    assert "below floor" not in judged(adamw.cell.mean - 0.001)
+    for floor in (adamw.cell.mean, adamw.cell.mean + 0.03):  # a loss-style reading would pass the second
+        assert "| below floor: not informative" in judged(floor), floor

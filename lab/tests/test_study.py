@@ -5,7 +5,7 @@ from __future__ import annotations
 from sgdsai_lab.analysis import group
 from sgdsai_lab.study import WORKLOADS, batch_plot, study_markdown
 
-from .fake_records import lm_cell
+from .fake_records import accuracy_record, lm_cell
 
 
 def _study(batch_128: bool = True) -> list[dict]:
@@ -53,3 +53,17 @@ def test_time_to_target_counts_seconds_at_the_median_iteration_not_the_wall_cloc
         run["median_iter_ms"], run["wall_clock_s"] = 2000.0, 1e6
     text = "\n".join(study_markdown(group(runs), None))
     assert "adamw step 10 (≈ 20 s); sgdsai step 10 (≈ 20 s)." in text
+
+
+def test_the_vit_paragraph_states_its_linear_floor_as_an_accuracy() -> None:
+    runs = []
+    for optimizer, accuracy in (("sgdsai", 0.865), ("adamw", 0.87)):
+        for seed, delta in enumerate((0.0, -0.002, 0.002)):
+            record = accuracy_record(optimizer, 0.1, 0.01, accuracy + delta, seed=seed)
+            record["config"]["preset"] = "study-c"
+            record["metrics"]["test_accuracy"] = accuracy + delta
+            record["floors"] = {"linear_val": 0.845, "linear_test": 0.8412}
+            runs.append(record)
+    text = "\n".join(study_markdown(group(runs), None))
+    vit = next(line for line in text.splitlines() if line.startswith("**ViT on Fashion-MNIST**"))
+    assert "test accuracy, floor (linear, test) 84.12%" in vit

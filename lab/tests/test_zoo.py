@@ -79,6 +79,20 @@ def test_unknown_optimizer_lists_the_choices() -> None:
         build_optimizer("adam", torch.nn.Linear(2, 2), 0.1, 0.0)
 
 
+def test_muon_takes_the_vit_hidden_matrices_and_adamw_the_rest() -> None:
+    task = _tiny_task()
+    muon, adamw = build_optimizer("muon", task.model, 1e-3, 0.1, task.info).optimizers
+    names = {id(p): n for n, p in task.model.named_parameters()}
+    in_muon = {names[id(p)] for g in muon.param_groups for p in g["params"]}
+    in_adamw = {names[id(p)] for g in adamw.param_groups for p in g["params"]}
+    assert in_muon | in_adamw == set(names.values()) and not in_muon & in_adamw
+    assert in_muon == {
+        n for n, p in task.model.named_parameters() if p.dim() == 2 and n != "classifier.weight"
+    }
+    assert {"vit.layers.0.attention.q_proj.weight", "vit.layers.0.mlp.fc1.weight"} <= in_muon
+    assert set(task.info["io_names"]) <= in_adamw  # patch convolution, cls token, positions, classifier
+
+
 def test_muon_resumes_exactly_from_its_state_dict() -> None:
     """Muon is two optimizers stepped as one; its state dict restores both, and its state reads
     both afresh after a load (a stale view would report no state)."""

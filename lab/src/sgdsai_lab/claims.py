@@ -25,6 +25,7 @@ from sgdsai_lab.analysis import (
     smooth,
     summarise,
 )
+from sgdsai_lab.tasks import task_spec
 
 #: each setting's equivalence margin, also the distance that bounds its robustness region, by metric
 MARGINS = {
@@ -59,8 +60,8 @@ RULES = (
     *stats.RULES,
     "margins (and robustness distances): 1 point of accuracy, 1% of the loss; an accuracy whose "
     "evaluation-set size is not stated is shown without the binomial term",
-    "floors come from the records (`floors.bigram_test`, `bigram_val`): a setting whose records state none "
-    "is *inconclusive*",
+    "floors come from the records, of the model the task declares (LM: `floors.bigram_test`, `bigram_val`; "
+    "image: `floors.linear_test`, `linear_val`): a setting whose records state none is *inconclusive*",
     f"*g-SNR ≈ √numel*: the median first g-SNR / √numel of the tensors of at least {stats.SMALL_NUMEL:,} "
     f"elements lies in [{SQRT_NUMEL[0]:g}, {SQRT_NUMEL[1]:g}]",
     "*half of AdamW's state*: state bytes 50 ± 0.5% of AdamW's",
@@ -203,10 +204,24 @@ def setting_claims(
     return out
 
 
-def recorded_floor(runs: list[dict[str, Any]], metric: str, model: str = "bigram") -> float | None:
-    """The floor the task declared in its records for ``metric``'s split (``val_loss``:
-    ``bigram_val``, ``test_loss``: ``bigram_test``; ``model="unigram"``: ``unigram_val``, ...),
-    ``None`` where the records declare none (image tasks, older records)."""
+def floor_model(runs: list[dict[str, Any]]) -> str | None:
+    """The model whose floor a setting's verdicts are judged against: its task's declared floor
+    (:attr:`~sgdsai_lab.tasks.TaskSpec.floor_model`: ``bigram`` for gpt2, ``linear`` for vit and cnn),
+    ``None`` where the task declares none."""
+    tasks = {r["config"]["task"] for r in runs}
+    if len(tasks) > 1:
+        raise ValueError(f"the records of one setting are of different tasks: {sorted(tasks)}")
+    return task_spec(tasks.pop()).floor_model if tasks else None
+
+
+def recorded_floor(runs: list[dict[str, Any]], metric: str, model: str | None = None) -> float | None:
+    """The floor the task declared in its records for ``metric``'s split: their ``floors`` value
+    ``{model}_{split}`` (``model`` defaults to :func:`floor_model`: ``test_loss`` of gpt2 reads
+    ``bigram_test``, ``val_accuracy`` of vit ``linear_val``; ``model="unigram"``: ``unigram_val``, ...),
+    ``None`` where the records declare none (older records, tasks without a computed floor)."""
+    model = model or floor_model(runs)
+    if model is None:
+        return None
     split = metric.split("_")[0]
     floors = {r["floors"].get(f"{model}_{split}") for r in runs if r.get("floors")}
     floors.discard(None)

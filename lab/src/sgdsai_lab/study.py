@@ -17,7 +17,7 @@ from typing import Any
 
 from sgdsai_lab import stats
 from sgdsai_lab.analysis import describe, smooth
-from sgdsai_lab.claims import Evaluated, diff_text, evaluate, label, lr_grid
+from sgdsai_lab.claims import Evaluated, diff_text, evaluate, floor_model, label, lr_grid
 
 #: the prefix of the study's preset names
 STUDY = "study"
@@ -112,17 +112,20 @@ def time_to_target(ev: Evaluated) -> str:
     return f"Time to AdamW's final smoothed training loss ({target:.4f}), seed 0: " + "; ".join(parts) + "."
 
 
-def _floor_text(ev: Evaluated) -> str:
+def _floor_text(ev: Evaluated, model: str | None) -> str:
     floor = ev.stated.floor
     split = ev.metric.split("_")[0]
-    return f"floor (bigram, {split}) {floor:.4f}" if floor is not None else "no floor stated in the records"
+    if floor is None:
+        return "no floor stated in the records"
+    return f"floor ({model}, {split}) {_fmt(floor, ev.metric)}"
 
 
 def paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) -> list[str]:
     """One workload's paragraph for one of its settings."""
     ev = evaluate(runs)
+    floor = _floor_text(ev, floor_model(runs))
     head = (
-        f"**{workload.name}** — {label(key, runs)}; {ev.metric.replace('_', ' ')}, {_floor_text(ev)}"
+        f"**{workload.name}** — {label(key, runs)}; {ev.metric.replace('_', ' ')}, {floor}"
         + (f"; {ev.caveats}" if ev.caveats else "")
         + "."
     )

@@ -18,7 +18,7 @@ def test_sgdsai_steps_reduce_the_loss() -> None:
     task = build_task("cnn", "synthetic", "tiny", 0, batch_size=32)
     before = task.evaluate(task.model)["val_loss"]
     opt = build_optimizer("sgdsai", task.model, 0.5, 0.0, task.info)
-    for step in range(30):
+    for step in range(60):
         loss = task.loss(task.model, task.batch(step))
         opt.zero_grad()
         loss.backward()

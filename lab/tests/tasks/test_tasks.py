@@ -71,7 +71,7 @@ def test_every_task_declares_choices_a_metric_and_a_floor_from_the_known_ones(na
     assert spec.eval_size
 
 
-@pytest.mark.parametrize("name", ["gpt2", "vit", "lora", "lora-cls"])
+@pytest.mark.parametrize("name", ["gpt2", "vit", "cnn", "lora", "lora-cls"])
 def test_a_floor_declared_computed_is_in_the_task_info_and_only_then(name: str) -> None:
     if name.startswith("lora"):
         pytest.importorskip("peft")

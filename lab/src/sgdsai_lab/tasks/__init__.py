@@ -36,6 +36,8 @@ FLOORS = {
     "targets (task.info['floors'])",
     "none": "no floor is defined",
 }
+#: the model whose ``{model}_{split}`` value in ``task.info["floors"]`` verdicts are judged against, by floor
+FLOOR_MODELS = {"n-gram": "bigram", "linear": "linear", "majority": "majority"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,11 @@ class TaskSpec:
     eval_size: str  #: the evaluation set, in words
     floor: str  #: a key of FLOORS
     floor_computed: bool  #: whether runs record the floor's value (else it is declared, not yet computed)
+
+    @property
+    def floor_model(self) -> str | None:
+        """The model of :data:`FLOOR_MODELS` whose floor verdicts use (``None``: no floor)."""
+        return FLOOR_MODELS.get(self.floor)
 
     @property
     def goal(self) -> str:

@@ -6,9 +6,9 @@ resolution and double the width), global average pooling and a linear head. Conv
 He initialisation (fan-out), as torchvision's ResNets do. BatchNorm uses batch statistics in
 training and running statistics in evaluation.
 
-Data: ``fashion-mnist`` (28x28, fetched with ``sgdsai data fetch fashion-mnist``; the first
-``EVAL_LIMIT`` of its test set are the evaluation set), ``digits`` (scikit-learn's 8x8 digits, 20%
-held out) or ``synthetic`` (8x8 Gaussian images labelled by a fixed random linear map: no files).
+Data: ``fashion-mnist`` (28x28, fetched with ``sgdsai data fetch fashion-mnist``), ``digits``
+(scikit-learn's 8x8 digits) or ``synthetic`` (8x8, no files); their training, validation and test
+splits and linear floors are :mod:`sgdsai_lab.tasks.image_data`'s.
 """
 
 from __future__ import annotations
@@ -17,22 +17,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sgdsai_lab.tasks import Task, TaskSpec, row_batches
-from sgdsai_lab.tasks.vit import EVAL_LIMIT, holdout_split, synthetic_images
+from sgdsai_lab.tasks import Task, TaskSpec, image_data, row_batches
 
 SIZES = {  # stem width (doubled per stage), BasicBlocks per stage
     "tiny": (16, 1),
     "small": (16, 2),
     "base": (32, 3),
 }
-EVAL_CHUNK = 500
 SPEC = TaskSpec(
     data=("fashion-mnist", "digits", "synthetic"),
     sizes=tuple(SIZES),
     metric="val_accuracy",
-    eval_size=f"the first {EVAL_LIMIT} held-out images",
+    eval_size=image_data.EVAL_SIZE,
     floor="linear",
-    floor_computed=False,
+    floor_computed=True,
 )
 
 
@@ -83,46 +81,25 @@ class ResNet(nn.Module):
 
 
 def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Task:
-    from sgdsai_lab.sources import images
-
     if size not in SIZES:
         raise ValueError(f"cnn size must be one of {', '.join(SPEC.sizes)}, not {size!r}")
     width, blocks = SIZES[size]
     batch_size = batch_size or 128
-    if data == "fashion-mnist":
-        (x_train, y_train), (x_test, y_test) = images.fashion_mnist("train"), images.fashion_mnist("test")
-    elif data == "digits":
-        (x_train, y_train), (x_test, y_test) = holdout_split(*images.digits())
-    elif data == "synthetic":
-        (x_train, y_train), (x_test, y_test) = holdout_split(*synthetic_images(1000))
-    else:
+    if data not in SPEC.data:
         raise ValueError(f"cnn data must be one of {', '.join(SPEC.data)}, not {data!r}")
-    x_test, y_test = x_test[:EVAL_LIMIT], y_test[:EVAL_LIMIT]
-
-    batch = row_batches((x_train, y_train), batch_size, seed)
+    splits = image_data.image_splits(data)
+    batch = row_batches(splits.train, batch_size, seed)
 
     def loss(model: nn.Module, xy: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(model(xy[0]), xy[1])
 
-    @torch.no_grad()
-    def evaluate(model: nn.Module) -> dict[str, float]:
-        was_training = model.training
-        model.eval()
-        device = next(model.parameters()).device
-        logits = torch.cat([model(x.to(device)).cpu() for x in x_test.split(EVAL_CHUNK)])
-        model.train(was_training)
-        return {
-            "val_loss": F.cross_entropy(logits, y_test).item(),
-            "val_accuracy": (logits.argmax(-1) == y_test).float().mean().item(),
-        }
-
     torch.manual_seed(seed)
-    model = ResNet(width, blocks, stem_stride=2 if x_train.shape[-1] >= 16 else 1)
+    model = ResNet(width, blocks, stem_stride=2 if splits.image_size >= 16 else 1)
     return Task(
         model=model,
         batch=batch,
         loss=loss,
-        evaluate=evaluate,
+        evaluate=image_data.evaluator(splits, lambda model, x: model(x)),
         traced=[
             "stem.0.weight",
             "stages.0.0.conv1.weight",
@@ -131,6 +108,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
             "head.weight",
         ],
         info={  # Adam-mini: no attention here; every tensor falls in its default one-scale-per-tensor
+            "floors": image_data.linear_floors(splits, image_data.floor_cache(data)),
             "dim": 4 * width,  # block (biases: per-coordinate Adam). dim and n_heads go unused.
             "n_heads": 1,
         },
