@@ -13,6 +13,7 @@ def run_record(optimizer: str, lr: float, val: float | None, seed: int = 0, stat
         "created_utc": "2026-01-01T00:00:00+00:00",
         "notes": "",
         "preset": "quick",
+        "task_revision": 3,
         "config": {
             "task": "gpt2",
             "data": "stdlib",

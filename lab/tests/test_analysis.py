@@ -57,6 +57,13 @@ def test_presets_of_one_problem_are_one_setting_and_batch_size_is_another() -> N
     assert evaluate(groups[setting(runs[0])]).best["adamw"]["lr"] == 1e-2
 
 
+def test_a_task_revision_is_another_setting_whatever_the_config() -> None:
+    old, new = lm_record("adamw", 1e-3, 2.0, 2.0), lm_record("adamw", 1e-3, 1.5, 1.5)
+    old["task_revision"] = new["task_revision"] - 1  # the task's data changed between the two
+    assert old["config"] == new["config"] and setting(old) != setting(new)
+    assert len(group([old, new])) == 2
+
+
 def test_a_cell_repeated_by_two_presets_counts_once_per_seed() -> None:
     runs = [lm_record("adamw", 1e-2, 1.5, 1.5, preset=p, eval_every=e) for p, e in (("a", 100), ("b", 500))]
     (row,) = summarise(runs)

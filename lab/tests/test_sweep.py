@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from sgdsai_lab import sweep
-from sgdsai_lab.config import RunConfig
+from sgdsai_lab.config import RunConfig, task_revision
 from sgdsai_lab.run import record_path
 
 
@@ -15,7 +15,8 @@ def _record(config: RunConfig, **metrics) -> dict:
     """A valid run record carrying only ``metrics``, as a fake training run returns it."""
     return {"schema": 2, "kind": "run", "id": config.run_id, "group": config.task, "created_utc": "2026-01-01",
             "git": {}, "versions": {}, "machine": {}, "config": dataclasses.asdict(config.resolved()), "notes": "",
-            "metrics": metrics, "loss_curve": [], "state_bytes": 0}  # fmt: skip
+            "metrics": metrics, "loss_curve": [], "state_bytes": 0,
+            "task_revision": task_revision(config.task)}  # fmt: skip
 
 
 SETTINGS = {"task": "vit", "steps": 3, "data": "synthetic", "batch_size": 8, "preset": "test"}

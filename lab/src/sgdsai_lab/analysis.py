@@ -40,17 +40,21 @@ def load_records(records: Path) -> list[dict[str, Any]]:
 CELL = ("optimizer", "lr", "weight_decay", "seed")
 #: config fields that name or watch a run without changing the problem it solves
 NOT_PROBLEM = ("preset", "eval_every", "gsnr_every")
-#: the config fields that make up a setting, in :class:`RunConfig`'s order
-SETTING_FIELDS = tuple(f.name for f in dataclasses.fields(RunConfig) if f.name not in CELL + NOT_PROBLEM)
+#: what makes up a setting: the config fields in :class:`RunConfig`'s order, then the record's task
+#: revision (a task whose data or model changed is another problem, whatever its config says)
+SETTING_FIELDS = (
+    *(f.name for f in dataclasses.fields(RunConfig) if f.name not in CELL + NOT_PROBLEM),
+    "task_revision",
+)
 #: seeds besides seed 0 a best cell needs before its reported mean leaves seed 0 out
 OTHER_SEEDS = 3
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.default is not dataclasses.MISSING}
 
 
 def setting(record: dict[str, Any]) -> tuple:
-    """The values of :data:`SETTING_FIELDS` in ``record``'s config (a field older records lack takes
-    :class:`RunConfig`'s default, which is what those runs used)."""
-    c = record["config"]
+    """The values of :data:`SETTING_FIELDS` in ``record``'s config and envelope (a config field older
+    records lack takes :class:`RunConfig`'s default, which is what those runs used)."""
+    c = {**record["config"], "task_revision": record["task_revision"]}
     return tuple(c.get(f, _DEFAULTS.get(f)) for f in SETTING_FIELDS)
 
 

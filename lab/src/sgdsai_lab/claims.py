@@ -51,9 +51,9 @@ class Stated:
 
 RULES = (
     "a setting is every config field that changes the problem (task, data, size, steps, batch size, "
-    "schedule, clipping), not the preset's name: each optimizer's best cell is chosen over every record "
-    "of its setting, by its seed-0 run on the validation metric (as the sweep chose it); one run per "
-    "seed counts (the newest where presets repeated a cell)",
+    "schedule, clipping) and the task's revision, not the preset's name: each optimizer's best cell "
+    "is chosen over every record of its setting, by its seed-0 run on the validation metric (as the "
+    "sweep chose it); one run per seed counts (the newest where presets repeated a cell)",
     "the verdict is reported on the test split where every run of the setting has one, else on the "
     "validation metric with the caveat *no held-out test split*; the reported mean leaves seed 0 (the "
     "seed that chose the cell) out where 3 other seeds exist, else says that seed 0 chose it",

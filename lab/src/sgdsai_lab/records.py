@@ -42,7 +42,7 @@ ENVELOPE: dict[str, type | tuple[type, ...]] = {
 }  # fmt: skip
 #: fields each kind adds, with their JSON types
 BODY: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "run": {"metrics": dict, "loss_curve": list, "state_bytes": int},
+    "run": {"metrics": dict, "loss_curve": list, "state_bytes": int, "task_revision": int},
     "bench": {"name": str, "results": (dict, list)},
 }
 
