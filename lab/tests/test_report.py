@@ -1,4 +1,5 @@
-"""The report is made from records alone: tables pick the best lr per optimizer, plots are written."""
+"""The report is made from records alone: tables pick the best lr per optimizer, plots are written
+and the figures of settings that no longer exist are removed."""
 
 from __future__ import annotations
 
@@ -25,6 +26,9 @@ def test_report_renders_from_records_only(tmp_path) -> None:
     loaded = load_records(records)
     assert len(loaded) == 5
 
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "gone-setting-loss.png").write_bytes(b"")  # a setting an older report had
+    (tmp_path / "out" / "bench-figure1.png").write_bytes(b"")  # another command's figure
     path = render(loaded, tmp_path / "out")
     text = path.read_text()
     assert "| sgdsai | 0.1 | 0.1 | 1 | 3.0000 |" in text  # best sgdsai lr; the diverged lr is not chosen
@@ -37,8 +41,8 @@ def test_report_renders_from_records_only(tmp_path) -> None:
     stem = slug(setting(runs[0]))
     pngs = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
     assert stem.startswith("gpt2-stdlib-tiny-4-")
-    assert pngs == [f"{stem}-gsnr.png", f"{stem}-loss.png", f"{stem}-lr.png"]
-    assert all(f"]({name})" in text for name in pngs)
+    assert pngs == ["bench-figure1.png", f"{stem}-gsnr.png", f"{stem}-loss.png", f"{stem}-lr.png"]
+    assert all(f"]({name})" in text for name in pngs[1:])
 
 
 def test_report_readme_writes_the_study_and_results_blocks(tmp_path) -> None:

@@ -288,6 +288,10 @@ def _save(fig: Any, out: Path, name: str) -> str:
     return name
 
 
+#: the endings of the figures :func:`render_setting` draws, one set per setting
+SETTING_FIGURES = ("-loss", "-lr", "-gsnr")
+
+
 def render(records: list[dict[str, Any]], out: Path) -> Path:
     """Write ``report.md`` and one set of PNGs per setting into ``out``; return the markdown path."""
     out.mkdir(parents=True, exist_ok=True)
@@ -309,7 +313,11 @@ def render(records: list[dict[str, Any]], out: Path) -> Path:
     for key, runs in groups.items():
         lines += render_setting(key, runs, out)
     path = out / "report.md"
-    path.write_text("\n".join(lines).rstrip() + "\n")
+    text = "\n".join(lines).rstrip() + "\n"
+    path.write_text(text)
+    for stale in out.glob("*.png"):  # a figure of a setting that is no longer one (its key changed)
+        if stale.stem.endswith(SETTING_FIGURES) and f"]({stale.name})" not in text:
+            stale.unlink()
     logger.info("report written to %s", path)
     return path
 
