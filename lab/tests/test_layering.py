@@ -130,7 +130,8 @@ LAB_LAYERS = (
         "readme",
         "floors",
         "stats",
-    ),  # download/verify/cache; README blocks; pure n-gram floors and statistics
+    ),
+    ("metrics",),  # download/verify/cache; README blocks; pure n-gram floors and statistics
     ("sources",),
     ("tasks",),
     ("zoo",),

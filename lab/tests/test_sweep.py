@@ -71,13 +71,6 @@ def test_best_seeds_run_at_each_optimizers_best_grid_point(tmp_path, monkeypatch
     assert set(by_loss) == {"sgdsai", "adamw"}
 
 
-def test_a_diverged_run_is_never_the_best_point() -> None:
-    diverged = {"metrics": {"diverged": True, "val_accuracy": 0.9}}
-    fine = {"metrics": {"diverged": False, "val_accuracy": 0.1, "val_loss": 2.0}}
-    assert sweep.metric_value(diverged, "val_accuracy") < sweep.metric_value(fine, "val_accuracy")
-    assert sweep.metric_value(fine, "val_loss") == -2.0
-
-
 def test_grid_extends_past_an_edge_until_the_best_is_bracketed(tmp_path, monkeypatch) -> None:
     """A loss that falls until lr 10 then diverges: the grid (0.316, 1, 3.16) grows by one
     lattice step at a time, to 10 and then 31.6 (diverged, which brackets 10), and stops."""

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from sgdsai_lab import records as record_files
+from sgdsai_lab.metrics import goal, metric_value
 from sgdsai_lab.run import RunConfig
-from sgdsai_lab.sweep import metric_value  # the sweep's own rule for its best point
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def reported_runs(row: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
 
 def better(metric: str) -> int:
     """+1 where larger is better, -1 where smaller is."""
-    return 1 if metric.endswith("accuracy") else -1
+    return 1 if goal(metric) == "max" else -1
 
 
 def _value(record: dict[str, Any], key: str) -> float:

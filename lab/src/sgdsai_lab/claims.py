@@ -25,6 +25,7 @@ from sgdsai_lab.analysis import (
     smooth,
     summarise,
 )
+from sgdsai_lab.metrics import goal
 from sgdsai_lab.tasks import task_spec
 
 #: each setting's equivalence margin, also the distance that bounds its robustness region, by metric
@@ -122,10 +123,6 @@ def _open(word: str, reason: str) -> str:
     return f"{word}: {reason}" if reason else word
 
 
-def _goal(metric: str) -> stats.Goal:
-    return "max" if metric.endswith("accuracy") else "min"
-
-
 #: SGD-SaI variants that get claim rows, with the label shown beside the setting
 MODES = {"sgdsai": "paper mode", "sgdsai-official": "released-code mode"}
 
@@ -147,7 +144,7 @@ class Evaluated:
 
     @property
     def goal(self) -> stats.Goal:
-        return _goal(self.metric)
+        return goal(self.metric)
 
     @property
     def caveats(self) -> str:
@@ -184,7 +181,7 @@ def evaluate(runs: list[dict[str, Any]], stated: Stated | None = None) -> Evalua
     for opt, row in best.items():
         reported, chooser[opt] = reported_runs(row)
         values = [None if r["metrics"]["diverged"] else r["metrics"].get(metric) for r in reported]
-        grid = stats.bracket(lr_grid(rows, opt, selection), _goal(selection))
+        grid = stats.bracket(lr_grid(rows, opt, selection), goal(selection))
         arms[opt] = stats.Arm(opt, stats.summarise(values, eval_size=eval_size), grid)
     return Evaluated(selection, metric, stated, rows, best, arms, chooser)
 
@@ -233,7 +230,7 @@ def recorded_floor(runs: list[dict[str, Any]], metric: str, model: str | None = 
 def lr_grid(rows: list[dict[str, Any]], optimizer: str, metric: str) -> dict[float, float | None]:
     """Each lr's best seed-0 value over weight decay (as the sweep chose), ``None`` where every run
     at that lr diverged."""
-    sign = 1 if _goal(metric) == "max" else -1
+    sign = 1 if goal(metric) == "max" else -1
     grid: dict[float, float | None] = {}
     for row in rows:
         if row["optimizer"] != optimizer:
@@ -298,7 +295,7 @@ def _performance_claims(
     paper = PAPER.get(task, {})
     arms, best, metric, stated = ev.arms, ev.best, ev.metric, ev.stated
     sai = arms[mode]
-    goal = _goal(ev.selection)
+    direction = goal(ev.selection)
     out: list[tuple[str, str, str, str]] = []
     if "adamw" in arms:
         adamw = arms["adamw"]
@@ -309,11 +306,11 @@ def _performance_claims(
         grids = {opt: lr_grid(ev.rows, opt, ev.selection) for opt in (mode, "adamw")}
         if all(len(g) > 1 for g in grids.values()):
             worst = {
-                opt: (best[opt]["runs"][0].get("chance_accuracy") or 0.0) if goal == "max" else None
+                opt: (best[opt]["runs"][0].get("chance_accuracy") or 0.0) if direction == "max" else None
                 for opt in grids
             }
             distance = MARGINS[ev.selection]
-            r = {opt: stats.robustness(g, distance, goal, worst=worst[opt]) for opt, g in grids.items()}
+            r = {opt: stats.robustness(g, distance, direction, worst=worst[opt]) for opt, g in grids.items()}
             step = 1 / min(arms[opt].grid.points_per_decade for opt in grids)
             order = stats.wider(r[mode], r["adamw"], step)
             s, a = table2[mode], table2["adamw"]

@@ -94,7 +94,8 @@ def _validate(raw: dict[str, Any], path: Path) -> Preset:
     missing = [key for key in REQUIRED if key not in raw]
     if missing:
         raise ConfigError(f"{where}: missing required key(s) {', '.join(missing)}")
-    from sgdsai_lab.tasks import METRICS, TASKS, task_spec
+    from sgdsai_lab.metrics import METRICS
+    from sgdsai_lab.tasks import TASKS, task_spec
     from sgdsai_lab.zoo import OPTIMIZERS
 
     task = choose(_typed(raw, "task", str, where), sorted(TASKS), "task", where)

@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import itertools
 import logging
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from sgdsai_lab import presets
 from sgdsai_lab import records as record_files
 from sgdsai_lab.config import RunConfig
+from sgdsai_lab.metrics import METRICS, metric_value
 from sgdsai_lab.resume import DEFAULT_EVERY_S, checkpoint_path
 from sgdsai_lab.run import record_path, run
 
@@ -88,15 +88,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_main)
 
 
-def metric_value(record: dict, metric: str) -> float:
-    """A record's ``metric`` oriented so that larger is better (losses negated); a diverged or
-    unevaluated run is the worst possible."""
-    value = record["metrics"].get(metric)
-    if value is None or record["metrics"].get("diverged"):
-        return -math.inf
-    return value if metric.endswith("accuracy") else -value
-
-
 def best_points(configs: Sequence[RunConfig], records: Path, metric: str) -> dict[str, RunConfig]:
     """Each optimizer's best config among ``configs``, judged by their records; optimizers with a
     missing record are left out (their grid has not finished)."""
@@ -142,7 +133,6 @@ def extension(configs: Sequence[RunConfig], records: Path, metric: str) -> list[
     the grid's own ladder, at that weight decay. A diverged neighbour counts as tried; a single lr
     is a chosen point, not a grid, and is never extended."""
     from sgdsai_lab import stats
-    from sgdsai_lab.tasks import METRICS
 
     out = []
     for optimizer, point in best_points(configs, records, metric).items():

@@ -10,10 +10,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from sgdsai_lab.metrics import METRICS, Goal
 
 #: task name -> module that builds it
 TASKS = {
@@ -25,8 +27,6 @@ TASKS = {
 }
 
 
-#: the metrics a task can be judged by, and which way is better
-METRICS: dict[str, Literal["min", "max"]] = {"val_loss": "min", "val_accuracy": "max"}
 #: what a task's result is compared against to tell learning from memorised statistics
 FLOORS = {
     "n-gram": "the unigram and bigram cross-entropy of the validation targets (task.info['floors'])",
@@ -47,7 +47,7 @@ class TaskSpec:
 
     data: tuple[str, ...]  #: its datasets, the default first
     sizes: tuple[str, ...]  #: its model sizes
-    metric: str  #: the validation metric that picks the best run (a key of METRICS)
+    metric: str  #: the validation metric that picks the best run (a key of :data:`METRICS`)
     eval_size: str  #: the evaluation set, in words
     floor: str  #: a key of FLOORS
     floor_computed: bool  #: whether runs record the floor's value (else it is declared, not yet computed)
@@ -58,7 +58,7 @@ class TaskSpec:
         return FLOOR_MODELS.get(self.floor)
 
     @property
-    def goal(self) -> str:
+    def goal(self) -> Goal:
         """``"min"`` or ``"max"``: which way the metric is better."""
         return METRICS[self.metric]
 
