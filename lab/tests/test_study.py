@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from sgdsai_lab.analysis import group
-from sgdsai_lab.study import WORKLOADS, batch_plot, study_markdown
+from sgdsai_lab.study import WORKLOADS, batch_plot, lr_table, study_markdown
 
-from .fake_records import accuracy_record, lm_cell
+from .fake_records import accuracy_record, lm_cell, lm_record
 
 
 def _study(batch_128: bool = True) -> list[dict]:
@@ -67,3 +67,15 @@ def test_the_vit_paragraph_states_its_linear_floor_as_an_accuracy() -> None:
     text = "\n".join(study_markdown(group(runs), None))
     vit = next(line for line in text.splitlines() if line.startswith("**ViT on Fashion-MNIST**"))
     assert "test accuracy, floor (linear, test) 84.12%" in vit
+
+
+def test_the_lr_table_places_each_best_lr_against_its_default_and_its_bracket() -> None:
+    runs = lm_cell("sgdsai", 3.0, 1.40) + lm_cell("adamw", 1e-3, 1.40)
+    runs += [lm_record("adamw", 1.0, None, None)]  # diverged: it brackets, and says so
+    runs += [lm_record("nesterov", 0.1, 1.5, 1.5), lm_record("nesterov", 0.3, 1.45, 1.45)]
+    table = "\n".join(lr_table(group(runs)))
+    a16 = WORKLOADS[0].name
+    assert f"| {a16} | `sgdsai` | 1 | 0.3, 3, 30 | 3 | 3 | yes |" in table
+    assert f"| {a16} | `adamw` | 0.001 | 0.0001, 0.001, 0.01, 1 (diverged) | 0.001 | 1 | yes |" in table
+    assert f"| {a16} | `nesterov` | 0.1 | 0.1, 0.3 | 0.3 | 3 | no: best lr 0.3 at the high edge" in table
+    assert lr_table(group([])) == []

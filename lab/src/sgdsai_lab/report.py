@@ -42,7 +42,7 @@ from sgdsai_lab.analysis import (
     summarise,
 )
 from sgdsai_lab.claims import claims_markdown, label, lr_grid, recorded_floor
-from sgdsai_lab.study import study_markdown
+from sgdsai_lab.study import lr_table, study_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -304,6 +304,15 @@ def render(records: list[dict[str, Any]], out: Path) -> Path:
         "## Should I switch from AdamW?",
         "",
         *study_markdown(groups, out),
+        "",
+        "## Learning rates the study chose",
+        "",
+        "Each optimizer's best lr in each study workload, chosen on validation by seed 0 (the grid starts "
+        "at two lrs per decade around the class default and extends until bracketed).",
+        "",
+        "<!-- lr:begin -->",
+        *(lr_table(groups) or ["No study records yet."]),
+        "<!-- lr:end -->",
         "",
         "## The paper's claims on this machine",
         "",

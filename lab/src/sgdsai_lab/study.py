@@ -224,6 +224,32 @@ def batch_plot(groups: dict[tuple, list[dict[str, Any]]], out: Path) -> str | No
     return name
 
 
+def lr_table(groups: dict[tuple, list[dict[str, Any]]]) -> list[str]:
+    """Where each optimizer's best lr fell in each workload, against its class default: the lrs its
+    seed-0 runs tried, the one chosen on validation and whether a tried lr lies on each side."""
+    from sgdsai_lab.zoo import entry
+
+    lines = [
+        "| workload | optimizer | default lr | lrs tried (seed 0) | best lr | best / default | bracketed |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for w in WORKLOADS:
+        for _, runs in settings_of(w, groups):
+            ev = evaluate(runs)
+            for opt in sorted(ev.best):
+                grid = lr_grid(ev.rows, opt, ev.selection)
+                tried = ", ".join(
+                    f"{lr:g}" + (" (diverged)" if v is None else "") for lr, v in sorted(grid.items())
+                )
+                best, default = ev.best[opt]["lr"], entry(opt).lr
+                bracket = ev.arms[opt].grid
+                lines.append(
+                    f"| {w.name} | `{opt}` | {default:g} | {tried} | {best:g} | {best / default:.3g} "
+                    f"| {'yes' if bracket.bracketed else 'no: ' + bracket.reason} |"
+                )
+    return lines if len(lines) > 2 else []
+
+
 def study_markdown(groups: dict[tuple, list[dict[str, Any]]], out: Path | None) -> list[str]:
     """The study's block: a paragraph per workload, the three answers, and (with ``out``) the
     batch-size plot written there and linked."""
