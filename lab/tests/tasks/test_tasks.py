@@ -79,6 +79,14 @@ def test_a_floor_declared_computed_is_in_the_task_info_and_only_then(name: str) 
     assert bool(task.info.get("floors")) == task_spec(name).floor_computed
 
 
+@pytest.mark.parametrize("name", ["vit", "cnn", "lora-cls"])
+def test_a_classification_task_says_what_a_diverged_run_scores(name: str) -> None:
+    if name.startswith("lora"):
+        pytest.importorskip("peft")
+    task = build_task(name, "synthetic", "tiny", 0, 4)
+    assert task_spec(name).goal == "max" and 0 < task.info["chance_accuracy"] < 1
+
+
 def test_the_docs_table_of_metrics_and_floors_equals_the_declarations() -> None:
     docs = (Path(__file__).resolve().parents[3] / "docs" / "experiments.md").read_text()
     for name in TASKS:

@@ -189,6 +189,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         ],
         info={  # Adam-mini's per-head blocks do not fit rank-r factors: it treats them as plain Adam
             "floors": floors,
+            "chance_accuracy": 1 / CLASSES,  # what a diverged run counts as in grid averages
             "dim": config.hidden_size,
             "n_heads": config.num_attention_heads,
             "adam_mini": {"adam_block_names": ["lora_"]},
