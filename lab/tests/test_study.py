@@ -25,6 +25,7 @@ def test_each_workload_gets_its_numbers_and_verdict_or_not_run_yet() -> None:
     assert "sgdsai 1.4000 (n 3, lr 1) vs adamw 1.4000 (n 3, lr 0.001)" in a16 and "— **matches**" in a16
     assert "nesterov 1.6000 (n 3, lr 0.1) vs adamw" in a16 and "**trails**" in a16
     assert "Time to AdamW's final smoothed training loss" in a16 and "peak RSS 500 MiB" in a16
+    assert "20 runs so far, 0.0 h of wall-clock in all." in a16  # 20 fake runs of 2 s each
     for name in ("BPE LM", "ViT", "LoRA"):
         assert f"**{name}" in text and "not run yet (no records of its study preset;" in text
 

@@ -130,7 +130,12 @@ def paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) -> lis
         + "."
     )
     ran = "; ".join(_arm_text(ev, opt) + _rss(ev.best[opt]) for opt in sorted(ev.best))
-    lines = [head, f"Best cells so far: {ran}."]
+    hours = sum(r["wall_clock_s"] for r in runs) / 3600
+    lines = [
+        head,
+        f"Best cells so far: {ran}.",
+        f"{len(runs)} runs so far, {hours:.1f} h of wall-clock in all.",
+    ]
     if BASELINE not in ev.arms:
         lines.append(f"AdamW not run yet: no verdict against it ({len(runs)} run(s) so far).")
         return [" ".join(lines)]
