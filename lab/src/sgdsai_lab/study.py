@@ -53,6 +53,8 @@ WORKLOADS = (
 )
 #: the two batch sizes of the batch-size question (the first two workloads: equal tokens)
 BATCH = WORKLOADS[:2]
+#: the workload whose preset runs the SGD-SaI ablations (blocks-M, momentum 0)
+ABLATED = WORKLOADS[0]
 
 
 def _fmt(value: float, metric: str) -> str:
@@ -157,12 +159,15 @@ def _pair(groups: dict[tuple, list[dict[str, Any]]], workload: Workload, a: str,
 
 
 def answers(groups: dict[tuple, list[dict[str, Any]]]) -> list[str]:
-    """The three answers of the study: √numel, the embedding M and the batch size."""
+    """The study's answers: √numel, the embedding M, momentum 0 and the batch size."""
     numel = "; ".join(_pair(groups, w, "sgdsai-numel", "sgdsai") for w in BATCH)
-    blocks = "; ".join(_pair(groups, w, "sgdsai-blocks-m", "sgdsai") for w in BATCH)
+    blocks = _pair(groups, ABLATED, "sgdsai-blocks-m", "sgdsai")  # the ablations ran at one batch size
+    stateless = _pair(groups, ABLATED, "sgdsai-m0", "sgdsai")
     return [
         f"- **Does measuring the g-SNR matter (√numel)?** `sgdsai-numel` against `sgdsai`: {numel}.",
         f"- **Does the embedding set M (embedding-M)?** `sgdsai-blocks-m` against `sgdsai`: {blocks}.",
+        f"- **Does the momentum buffer earn its memory?** `sgdsai-m0` (no state beyond the scales) "
+        f"against `sgdsai`: {stateless}.",
         f"- **Does SGD-SaI's standing change with batch size** (16 × 128 vs 128 × 128 tokens per step, "
         f"equal tokens)? {batch_answer(groups)}",
     ]
