@@ -97,7 +97,8 @@ def stack_stats(grads: Sequence[Tensor]) -> list[GradStats]:
     """Reduce each gradient to its `GradStats` with one device-to-host transfer per device.
 
     The statistics are exact to float32 rounding (within $10^{-6}$) at any finite magnitude of
-    the gradient: for a float32 gradient, elements from about $10^{-38}$ to $10^{38}$. The fast
+    the gradient: for a float32 gradient, elements from about $10^{-38}$ to $10^{38}$; a bfloat16 or
+    float16 gradient is measured as its stored values, upcast. The fast
     reductions run in float32 (float64 gradients stay float64); the rare row whose variance left
     the range where float32 squares are exact (see `VAR_LOW`) is recomputed in float64, at the
     cost of one more transfer. Complex gradients are measured as their real view. Non-finite

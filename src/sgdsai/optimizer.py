@@ -540,7 +540,9 @@ Rules of measurement:
     * Statistics are exact to float32 rounding at any finite magnitude (float32 reductions, and
       float64 where float32 squares would overflow or vanish), complex tensors as their real
       view. So above `eps` the scale of `c * g` is that of `g`; below, it shrinks as the
-      formula says. A tensor with no elements gets scale 1 and never takes part in choosing
+      formula says. They are the statistics of the gradient as stored: a bfloat16 or float16
+      gradient is measured exactly as its rounded values, which differ from the float32
+      gradient they round. A tensor with no elements gets scale 1 and never takes part in choosing
       $M$. Sparse gradients raise.
 
 Note:
