@@ -3,7 +3,7 @@ settings, each (optimizer, lr, weight decay) cell summarised over its seeds, bes
 statistics and curve lags.
 
 A *setting* is the problem a run solves: every config field but the cell's own (optimizer, lr,
-weight decay, seed) and the bookkeeping ones (:data:`NOT_PROBLEM`: the preset's name, how often it
+weight decay, seed) and the bookkeeping ones (`NOT_PROBLEM`: the preset's name, how often it
 evaluated or traced). Records of one setting from different presets are one grid, so a comparison
 always uses each optimizer's current best cell over every record of its setting.
 
@@ -40,7 +40,7 @@ def load_records(records: Path) -> list[dict[str, Any]]:
 CELL = ("optimizer", "lr", "weight_decay", "seed")
 #: config fields that name or watch a run without changing the problem it solves
 NOT_PROBLEM = ("preset", "eval_every", "gsnr_every")
-#: what makes up a setting: the config fields in :class:`RunConfig`'s order, then the record's task
+#: what makes up a setting: the config fields in `RunConfig`'s order, then the record's task
 #: revision (a task whose data or model changed is another problem, whatever its config says)
 SETTING_FIELDS = (
     *(f.name for f in dataclasses.fields(RunConfig) if f.name not in CELL + NOT_PROBLEM),
@@ -52,8 +52,8 @@ _DEFAULTS = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.defau
 
 
 def setting(record: dict[str, Any]) -> tuple:
-    """The values of :data:`SETTING_FIELDS` in ``record``'s config and envelope (a config field older
-    records lack takes :class:`RunConfig`'s default, which is what those runs used)."""
+    """The values of `SETTING_FIELDS` in ``record``'s config and envelope (a config field older
+    records lack takes `RunConfig`'s default, which is what those runs used)."""
     c = {**record["config"], "task_revision": record["task_revision"]}
     return tuple(c.get(f, _DEFAULTS.get(f)) for f in SETTING_FIELDS)
 
@@ -83,7 +83,7 @@ def report_metric(runs: list[dict[str, Any]], selection: str) -> str:
 
 def reported_runs(row: dict[str, Any]) -> tuple[list[dict[str, Any]], bool]:
     """The seeds of a best cell its reported value averages, and whether seed 0 (the run that chose
-    the cell) is among them: left out where at least :data:`OTHER_SEEDS` other seeds exist."""
+    the cell) is among them: left out where at least `OTHER_SEEDS` other seeds exist."""
     others = [r for r in row["runs"] if r["config"]["seed"] != 0]
     if len(others) >= OTHER_SEEDS:
         return others, False
@@ -110,7 +110,7 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 def one_per_seed(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """``runs`` with one run per (optimizer, lr, weight decay, seed): the newest, where presets that
-    differ only in bookkeeping (:data:`NOT_PROBLEM`) ran the same cell and seed (a repeat is not
+    differ only in bookkeeping (`NOT_PROBLEM`) ran the same cell and seed (a repeat is not
     another seed)."""
     newest: dict[tuple, dict[str, Any]] = {}
     for r in sorted(runs, key=lambda r: (str(r.get("created_utc", "")), str(r.get("id", "")))):
@@ -119,7 +119,7 @@ def one_per_seed(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def summarise(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per (optimizer, lr, weight decay), averaged over its seeds (:func:`one_per_seed`; NaN
+    """One row per (optimizer, lr, weight decay), averaged over its seeds (`one_per_seed`; NaN
     if any seed diverged)."""
     cells: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in one_per_seed(runs):

@@ -1,9 +1,9 @@
 """The paper's claims, checked against the records: one row per performance claim and setting, and
 one properties table for the mechanical facts (state size, g-SNR, LoRA A), each stated once.
 
-Every verdict follows a fixed rule (:data:`RULES`, printed under the table), so that the summary is
+Every verdict follows a fixed rule (`RULES`, printed under the table), so that the summary is
 reproducible from the records and cannot be argued into shape afterwards. The statistics and the
-performance rules are :mod:`sgdsai_lab.stats`'; this module picks the cells (:func:`evaluate`) and
+performance rules are `sgdsai_lab.stats`'; this module picks the cells (`evaluate`) and
 words the rows.
 """
 
@@ -168,7 +168,7 @@ class Evaluated:
 
 def evaluate(runs: list[dict[str, Any]], stated: Stated | None = None) -> Evaluated:
     """One setting's best cells: chosen on the selection metric by seed 0, reported on the report
-    metric over :func:`~sgdsai_lab.analysis.reported_runs`. ``stated``: what the setting stated before
+    metric over `reported_runs`. ``stated``: what the setting stated before
     its runs (default: the margin of its report metric, the floor its records declare for that split,
     no evaluation-set size)."""
     rows = summarise(runs)
@@ -190,7 +190,7 @@ def setting_claims(
     key: tuple, runs: list[dict[str, Any]], stated: Stated | None = None
 ) -> list[tuple[str, str, str, str]]:
     """``(claim, paper, ours, verdict)`` performance rows for one setting, for each SGD-SaI mode run
-    there (see :func:`evaluate` for ``stated``)."""
+    there (see `evaluate` for ``stated``)."""
     ev = evaluate(runs, stated)
     table2 = grid_stats(ev.rows, ev.selection)
     modes = [m for m in MODES if m in ev.best]
@@ -203,7 +203,7 @@ def setting_claims(
 
 def floor_model(runs: list[dict[str, Any]]) -> str | None:
     """The model whose floor a setting's verdicts are judged against: its task's declared floor
-    (:attr:`~sgdsai_lab.tasks.TaskSpec.floor_model`: ``bigram`` for gpt2, ``linear`` for vit and cnn),
+    (`floor_model`: ``bigram`` for gpt2, ``linear`` for vit and cnn),
     ``None`` where the task declares none."""
     tasks = {r["config"]["task"] for r in runs}
     if len(tasks) > 1:
@@ -213,7 +213,7 @@ def floor_model(runs: list[dict[str, Any]]) -> str | None:
 
 def recorded_floor(runs: list[dict[str, Any]], metric: str, model: str | None = None) -> float | None:
     """The floor the task declared in its records for ``metric``'s split: their ``floors`` value
-    ``{model}_{split}`` (``model`` defaults to :func:`floor_model`: ``test_loss`` of gpt2 reads
+    ``{model}_{split}`` (``model`` defaults to `floor_model`: ``test_loss`` of gpt2 reads
     ``bigram_test``, ``val_accuracy`` of vit ``linear_val``; ``model="unigram"``: ``unigram_val``, ...),
     ``None`` where the records declare none (older records, tasks without a computed floor)."""
     model = model or floor_model(runs)
@@ -455,7 +455,7 @@ def claims_markdown(
 ) -> list[str]:
     """The claims table over every setting, its tally, then the properties table (see the module
     docstring for the rules); ``stated``: what each setting stated before its runs, by setting key
-    (default: :class:`Stated` of its report metric)."""
+    (default: `Stated` of its report metric)."""
     stated = stated or {}
     rows = [row for key, runs in groups.items() for row in setting_claims(key, runs, stated.get(key))]
     if not rows:

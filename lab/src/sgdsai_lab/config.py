@@ -1,7 +1,7 @@
 """What a run is configured by, declared once, and the one error a bad configuration raises.
 
-Each field of :class:`RunConfig` carries its help, its choices and its default; ``sgdsai train`` and
-``sgdsai sweep`` build their options from them (:func:`add_arguments`). A :class:`ConfigError`
+Each field of `RunConfig` carries its help, its choices and its default; ``sgdsai train`` and
+``sgdsai sweep`` build their options from them (`add_arguments`). A `ConfigError`
 names where a value came from (a preset file, a command-line option), the field and the allowed
 values; the command line prints it as one line and exits with status 2.
 """
@@ -23,7 +23,7 @@ class ConfigError(ValueError):
 
 
 def choose(value: str, allowed: Iterable[str], field: str, where: str = "") -> str:
-    """``value`` if it is one of ``allowed``, else a :class:`ConfigError` naming ``field``."""
+    """``value`` if it is one of ``allowed``, else a `ConfigError` naming ``field``."""
     allowed = list(allowed)
     if value not in allowed:
         prefix = f"{where}: " if where else ""
@@ -78,11 +78,11 @@ def option(
     valid: tuple[str, Callable[[float], bool]] | None = None,
     optimizers: bool = False,
 ) -> Any:
-    """A :class:`RunConfig` field and its command-line option: ``help`` (the default is added),
+    """A `RunConfig` field and its command-line option: ``help`` (the default is added),
     ``choices`` (called when the parser is built), ``sweep``: the plural option by which
     ``sgdsai sweep`` takes several values (``sweep_default``: its default list), ``cli=False``: set
-    by the command, not an option; ``per_task``: the :class:`~sgdsai_lab.tasks.TaskSpec` attribute
-    holding each task's choices, ``valid``: a numeric field's range (both checked by :func:`check`);
+    by the command, not an option; ``per_task``: the `TaskSpec` attribute
+    holding each task's choices, ``valid``: a numeric field's range (both checked by `check`);
     ``optimizers``: left unset, the optimizer's own default (its zoo entry's attribute of that name)."""
     metadata = {"help": help, "choices": choices, "positional": positional, "cli": cli, "sweep": sweep,
                 "sweep_default": sweep_default, "per_task": per_task, "valid": valid, "optimizers": optimizers}  # fmt: skip
@@ -130,7 +130,7 @@ class RunConfig:
         return self.run_id_at(task_revision(self.task))
 
     def run_id_at(self, revision: int) -> str:
-        """:attr:`run_id` under task revision ``revision`` (for records of an older revision)."""
+        """`run_id` under task revision ``revision`` (for records of an older revision)."""
         c = self.resolved()
         key = json.dumps({**dataclasses.asdict(c), "task_revision": revision}, sort_keys=True)
         digest = hashlib.sha256(key.encode()).hexdigest()[:8]
@@ -142,7 +142,7 @@ GRID_FIELDS = ("optimizer", "lr", "weight_decay", "seed")
 
 
 def add_arguments(parser: argparse.ArgumentParser, command: str) -> None:
-    """One option per :class:`RunConfig` field: ``command`` ``"train"`` takes one value of each,
+    """One option per `RunConfig` field: ``command`` ``"train"`` takes one value of each,
     ``"sweep"`` several of the grid's fields (``--optimizers``, ``--lrs``, ...)."""
     from sgdsai_lab.tasks import task_spec
 
@@ -185,7 +185,7 @@ def _scalar(hint: Any) -> type:
 
 
 def settings_from_args(args: argparse.Namespace, **values: Any) -> dict[str, Any]:
-    """Every field but the grid's (:data:`GRID_FIELDS`) from the parsed options, ``values`` taking
+    """Every field but the grid's (`GRID_FIELDS`) from the parsed options, ``values`` taking
     precedence: what the runs of one sweep share."""
     fields = {f.name for f in dataclasses.fields(RunConfig)} - set(GRID_FIELDS)
     return check({k: v for k, v in vars(args).items() if k in fields} | values)
@@ -206,7 +206,7 @@ def config_from_args(args: argparse.Namespace, **values: Any) -> RunConfig:
 
 def check(values: dict[str, Any]) -> dict[str, Any]:
     """``values`` if each field that depends on the task (``--data``, ``--size``) holds one of the
-    task's choices and each number lies in its range, else a :class:`ConfigError` naming the option
+    task's choices and each number lies in its range, else a `ConfigError` naming the option
     and what it allows. A list (a sweep's ``--lrs`` ...) is checked value by value."""
     from sgdsai_lab.tasks import task_spec
 

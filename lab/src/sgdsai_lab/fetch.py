@@ -3,7 +3,7 @@
 Everything fetched lands in ``$SGDSAI_DATA`` (default ``~/.cache/sgdsai``), copied there only once
 each file matches its recorded sha256, so a cache folder is never half-updated. Values that are
 slow to compute from the fetched files (a pretrained model's loss on a task's data) are kept there
-too, by :func:`cached_json`.
+too, by `cached_json`.
 """
 
 from __future__ import annotations

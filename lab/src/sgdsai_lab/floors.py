@@ -18,8 +18,8 @@ is the accuracy of multinomial logistic regression on the flattened pixels $x$ (
 $$\min_{W, b}\; \frac{1}{N} \sum_{i=1}^{N} -\log \operatorname{softmax}(W x_i + b)_{y_i}
 + \frac{\lambda}{2} \lVert W \rVert_F^2, \qquad \hat y(x) = \arg\max_k (W x + b)_k$$
 
-fitted on the training split by full-batch L-BFGS (strong-Wolfe line search, :data:`LINEAR_ITERATIONS`
-iterations from zero, float32), $\lambda$ chosen on the validation accuracy from :data:`L2S` (the
+fitted on the training split by full-batch L-BFGS (strong-Wolfe line search, `LINEAR_ITERATIONS`
+iterations from zero, float32), $\lambda$ chosen on the validation accuracy from `L2S` (the
 first best in the grid), so again the floor is if anything optimistic.
 """
 

@@ -20,8 +20,8 @@ A preset fixes a task setting and a grid of optimizers x learning rates x weight
     weight_decays = [0.01]
 
 Any other key, a value of the wrong type, or an unknown task, data, size (the task's, from its
-:class:`~sgdsai_lab.tasks.TaskSpec`), optimizer or metric raises a
-:class:`~sgdsai_lab.config.ConfigError` naming the file, the field and the allowed values.
+`TaskSpec`), optimizer or metric raises a
+`ConfigError` naming the file, the field and the allowed values.
 """
 
 from __future__ import annotations

@@ -9,12 +9,12 @@ figures lie beside its record as ``<id>-<figure>.png``. Every record holds the s
     config {...}, notes
 
 and the fields of its kind: a run its ``metrics``, ``loss_curve``, ``state_bytes`` and the rest
-that :func:`sgdsai_lab.run.run` measures; a benchmark its ``name`` and ``results``. Writes are
+that `sgdsai_lab.run.run` measures; a benchmark its ``name`` and ``results``. Writes are
 atomic (a killed job leaves no record, so a sweep reruns it); reads are validated, and a bad file
-raises :class:`RecordError` naming the file and the field.
+raises `RecordError` naming the file and the field.
 
 Records written before this format (schema 1 runs, schema-less benchmark folders) are upgraded in
-memory on reading (:func:`upgrade`, old optimizer names through :data:`sgdsai_lab.zoo.RENAMED`);
+memory on reading (`upgrade`, old optimizer names through `sgdsai_lab.zoo.RENAMED`);
 ``lab/scripts/migrate_records.py`` rewrites them on disk.
 """
 

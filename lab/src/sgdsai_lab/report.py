@@ -1,7 +1,7 @@
 """``sgdsai report``: markdown tables and PNG plots made from the JSON records alone.
 
 Runs are grouped by setting (every config field that changes the problem, not the preset's name:
-:mod:`sgdsai_lab.analysis`). Within a setting, each (optimizer, lr, weight decay) cell is averaged
+`sgdsai_lab.analysis`). Within a setting, each (optimizer, lr, weight decay) cell is averaged
 over its seeds. A best cell is chosen on the validation metric (accuracy where the task reports one,
 larger is better, else loss; diverged runs count as the worst possible) and its test-split value
 is shown beside it where the records have one. For the paper's Table-2 statistics:
@@ -12,8 +12,8 @@ is shown beside it where the records have one. For the paper's Table-2 statistic
   across cells; a diverged run counts as chance accuracy (classification) and is left out of a
   loss average (the count of diverged runs is shown beside it).
 
-The claims the records can test are summarised by :mod:`sgdsai_lab.claims`, the study's answer
-by :mod:`sgdsai_lab.study`; ``--readme`` writes them into a README between the
+The claims the records can test are summarised by `sgdsai_lab.claims`, the study's answer
+by `sgdsai_lab.study`; ``--readme`` writes them into a README between the
 ``<!-- results:begin/end -->`` and ``<!-- study:begin/end -->`` markers.
 """
 
@@ -288,7 +288,7 @@ def _save(fig: Any, out: Path, name: str) -> str:
     return name
 
 
-#: the endings of the figures :func:`render_setting` draws, one set per setting
+#: the endings of the figures `render_setting` draws, one set per setting
 SETTING_FIGURES = ("-loss", "-lr", "-gsnr")
 
 

@@ -8,7 +8,7 @@ The learning rate follows linear warmup then cosine decay to ``min_lr_ratio`` of
 
 with :math:`W` warmup steps, :math:`T` total steps and :math:`r` = ``min_lr_ratio``. Every
 optimizer sees the same model initialisation and the same batches for a given seed. Every
-``gsnr_every`` steps the raw g-SNR (:func:`sgdsai.tensor_gsnr`) of the task's traced tensors is
+``gsnr_every`` steps the raw g-SNR (`sgdsai.tensor_gsnr`) of the task's traced tensors is
 recorded, to check the paper's claim that it stays nearly constant during training.
 """
 
@@ -186,7 +186,7 @@ def _finite(value: Any) -> Any:
 
 
 def add_runner_arguments(p: argparse.ArgumentParser) -> None:
-    """Where and how ``train`` and ``sweep`` run (what a run is: :func:`sgdsai_lab.config.add_arguments`)."""
+    """Where and how ``train`` and ``sweep`` run (what a run is: `sgdsai_lab.config.add_arguments`)."""
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument(
         "--records", type=Path, default=DEFAULT_RECORDS, help=f"records folder (default: {DEFAULT_RECORDS})"

@@ -2,23 +2,23 @@
 
 Everything here takes plain values (a cell's seed metrics, an lr grid, a loss curve, a g-SNR trace)
 and returns a frozen dataclass, so that each rule is stated once, tested on synthetic data whose
-answer is known, and printed under the table from :data:`RULES`.
+answer is known, and printed under the table from `RULES`.
 
 A *goal* says which way is better: ``"min"`` for losses, ``"max"`` for accuracies. A *diverged* value is
 ``None`` or any non-finite float.
 
 Rules (the formulas are in each function's docstring):
 
-* a cell (one optimizer, lr, wd) is summarised over its seeds by :func:`summarise`; for an accuracy the
+* a cell (one optimizer, lr, wd) is summarised over its seeds by `summarise`; for an accuracy the
   evaluation set's binomial noise is added to the seed variance;
-* two best cells are compared by :func:`compare`: *matches* (two one-sided Welch tests within a margin
+* two best cells are compared by `compare`: *matches* (two one-sided Welch tests within a margin
   stated before the runs), *beats* / *trails* (a 95% interval of the difference that excludes zero),
   else *inconclusive*; guards (seeds, bracketing, floor) force *inconclusive* or *below floor* first;
-* :func:`bracket` decides whether a grid's best lr is bracketed and which lr the sweep should try next;
-* :func:`spread` tests whether one cell's seeds spread less than another's (F-test);
-* :func:`robustness` is the scale-free width, in decades of lr, of the region near an optimizer's peak,
-  and :func:`wider` orders two such widths to within a grid step;
-* :func:`pace` compares steps to a target with a tolerance; :func:`gsnr_drift` summarises a g-SNR trace.
+* `bracket` decides whether a grid's best lr is bracketed and which lr the sweep should try next;
+* `spread` tests whether one cell's seeds spread less than another's (F-test);
+* `robustness` is the scale-free width, in decades of lr, of the region near an optimizer's peak,
+  and `wider` orders two such widths to within a grid step;
+* `pace` compares steps to a target with a tolerance; `gsnr_drift` summarises a g-SNR trace.
 """
 
 from __future__ import annotations
@@ -38,11 +38,11 @@ GOALS: tuple[Goal, ...] = ("min", "max")
 MIN_SEEDS = 3
 #: two-sided level of the *beats* interval (95%); the *matches* interval is the (1 - 2·ALPHA) = 90% one
 ALPHA = 0.05
-#: tolerance on the steps-to-target ratio of :func:`pace`
+#: tolerance on the steps-to-target ratio of `pace`
 PACE_TOLERANCE = 0.10
-#: tolerance on a tensor's g-SNR relative to its first value in :func:`gsnr_drift`
+#: tolerance on a tensor's g-SNR relative to its first value in `gsnr_drift`
 DRIFT_TOLERANCE = 0.05
-#: tensors smaller than this are reported apart in :func:`gsnr_drift` (never left out)
+#: tensors smaller than this are reported apart in `gsnr_drift` (never left out)
 SMALL_NUMEL = 1000
 
 BEATS: Final = "beats"
@@ -283,7 +283,7 @@ class Comparison:
 def welch(a: CellSummary, b: CellSummary) -> tuple[float, float, float]:
     """``(a.mean − b.mean, se, df)`` for two independent cells.
 
-    se² = v_a + v_b with v = SE² of each cell (:func:`summarise`, evaluation noise included);
+    se² = v_a + v_b with v = SE² of each cell (`summarise`, evaluation noise included);
     Welch–Satterthwaite df = se⁴ / Σ (s²/n)² / (n − 1), the binomial part taken as known (infinite df),
     so df = ∞ (normal quantiles) when neither side has seed variance.
     """
@@ -321,14 +321,14 @@ def compare(
 ) -> Comparison:
     """Verdict on ``a`` against ``b`` in one setting.
 
-    ``reference`` is the setting's best AdamW mean and ``floor`` its floor (:func:`beats_floor`); a
+    ``reference`` is the setting's best AdamW mean and ``floor`` its floor (`beats_floor`); a
     ``None`` floor is a missing one. In this order:
 
     1. *below floor: not informative* when the reference does not beat the floor;
-    2. *inconclusive* when a floor is missing, a side has fewer than :data:`MIN_SEEDS` seeds or a
+    2. *inconclusive* when a floor is missing, a side has fewer than `MIN_SEEDS` seeds or a
        diverged seed, or a side's best lr is not bracketed (the reason lists every guard that failed);
     3. *matches* when both one-sided Welch tests reject a difference of ±margin at level
-       :data:`ALPHA` (equivalently the 90% interval of a − b lies inside ±margin);
+       `ALPHA` (equivalently the 90% interval of a − b lies inside ±margin);
     4. *beats* / *trails* when the 95% interval excludes zero, on the better / worse side for ``goal``;
     5. else *inconclusive*.
 
@@ -366,8 +366,8 @@ def compare(
 @dataclass(frozen=True)
 class Spread:
     """Seed spread of ``a`` against ``b``: the variance ratio s_a²/s_b², its two-sided F-test p-value
-    (df n_a − 1, n_b − 1) and the verdict, *lower* / *higher* at level :data:`ALPHA`, else *inconclusive*
-    (always below :data:`MIN_SEEDS` seeds a side; with 3 against 3 the ratio must pass 39 or 1/39)."""
+    (df n_a − 1, n_b − 1) and the verdict, *lower* / *higher* at level `ALPHA`, else *inconclusive*
+    (always below `MIN_SEEDS` seeds a side; with 3 against 3 the ratio must pass 39 or 1/39)."""
 
     n_a: int
     n_b: int
@@ -550,9 +550,9 @@ class TensorDrift:
 @dataclass(frozen=True)
 class Drift:
     """g-SNR drift over *every* traced tensor (sorted by drift, largest first), with the largest drift
-    overall and among tensors under :data:`SMALL_NUMEL` elements, whether every tensor stays within
+    overall and among tensors under `SMALL_NUMEL` elements, whether every tensor stays within
     ``tolerance`` of its first value, and the median first g-SNR / √numel of the tensors of at least
-    :data:`SMALL_NUMEL` elements (the paper's √numel is a statement about large matrices).
+    `SMALL_NUMEL` elements (the paper's √numel is a statement about large matrices).
     ``skipped``: tensors with fewer than two finite values."""
 
     tensors: tuple[TensorDrift, ...]

@@ -1,10 +1,10 @@
 """The decisive study's answer, "Should I switch from AdamW?": one paragraph per workload, and the
 three questions it was run to answer, written from the records alone.
 
-A workload (:data:`WORKLOADS`) is found by the presets of its records; its paragraph covers every
-record of the settings those presets ran (:func:`sgdsai_lab.analysis.setting`), so older runs of the
-same problem count too. Each comparison is :meth:`sgdsai_lab.claims.Evaluated.compare`, with its
-verdict word from :func:`sgdsai_lab.stats.compare`. Where the records are not there, the paragraph
+A workload (`WORKLOADS`) is found by the presets of its records; its paragraph covers every
+record of the settings those presets ran (`sgdsai_lab.analysis.setting`), so older runs of the
+same problem count too. Each comparison is `sgdsai_lab.claims.Evaluated.compare`, with its
+verdict word from `sgdsai_lab.stats.compare`. Where the records are not there, the paragraph
 says "not run yet"; where the rules leave a comparison open, "inconclusive" with the reason.
 """
 

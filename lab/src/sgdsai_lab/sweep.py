@@ -2,7 +2,7 @@
 
 Each run's record path is a function of its full configuration, and records are written
 atomically, so a sweep that is killed and started again skips every run that finished and redoes
-only the one that was cut off. Presets (:mod:`sgdsai_lab.presets`, one TOML file each) fix a grid
+only the one that was cut off. Presets (`sgdsai_lab.presets`, one TOML file each) fix a grid
 and label their records. A preset with
 ``best_seeds`` runs in two phases, like the paper's Table 2: the grid at seed 0, then more seeds at
 each optimizer's best grid point (chosen from the records, so the second phase resumes too).
@@ -114,7 +114,7 @@ def best_seed_configs(
 
 
 def preset_configs(preset: presets.Preset, args: argparse.Namespace) -> list[RunConfig]:
-    """The grid of ``preset`` (its second, best-point phase is added by :func:`run_preset`)."""
+    """The grid of ``preset`` (its second, best-point phase is added by `run_preset`)."""
     from sgdsai_lab.config import ConfigError, settings_from_args
 
     if args.task != preset.task:
@@ -129,7 +129,7 @@ def preset_configs(preset: presets.Preset, args: argparse.Namespace) -> list[Run
 
 def extension(configs: Sequence[RunConfig], records: Path, metric: str) -> list[RunConfig]:
     """The next lr to try for each optimizer whose best lr (all records present) is not bracketed
-    by the tried lrs at the best cell's weight decay: :func:`sgdsai_lab.stats.bracket`'s next lr on
+    by the tried lrs at the best cell's weight decay: `sgdsai_lab.stats.bracket`'s next lr on
     the grid's own ladder, at that weight decay. A diverged neighbour counts as tried; a single lr
     is a chosen point, not a grid, and is never extended."""
     from sgdsai_lab import stats

@@ -1,12 +1,12 @@
 r"""The optimizer zoo: every optimizer the lab trains or benchmarks, by name, built in one place.
 
-Each :class:`Entry` holds its builder, default lr and weight decay (starting points for sweeps, not
+Each `Entry` holds its builder, default lr and weight decay (starting points for sweeps, not
 tuned values), the package it needs and a description. A builder takes
 ``(named_params, lr, weight_decay, info, **flags)``: ``info`` carries what a task knows about its
 model (Adam-mini's ``dim`` and ``n_heads``, the ``io_names`` Muon leaves to AdamW), and
 ``flags`` are implementation flags passed to the constructor (``foreach``, ``fused``,
 ``momentum_dtype``), which the benchmarks vary. Parameters are split by
-:func:`sgdsai.param_groups.decay_groups` (nanoGPT's rule: tensors with two or more dimensions
+`sgdsai.param_groups.decay_groups` (nanoGPT's rule: tensors with two or more dimensions
 decay), unless an entry says otherwise.
 
 SGD-SaI has two modes (see ``docs/experiments.md``):
@@ -16,7 +16,7 @@ SGD-SaI has two modes (see ``docs/experiments.md``):
   normalisation), so its useful learning rates are about :math:`1/M` of the paper mode's.
 
 ``sgd-sai-1.0.3`` is the released package itself. Records written before the names settled are
-read through :data:`RENAMED`.
+read through `RENAMED`.
 """
 
 from __future__ import annotations
@@ -323,7 +323,7 @@ def build_optimizer(
 
 def profiled(name: str, info: dict[str, Any] | None = None, **flags: Any) -> Callable[[NamedParams], Any]:
     """``named -> optimizer`` for the benchmarks: entry ``name`` at the paper's profiling
-    hyperparameters (:data:`PROFILE_LR`, :data:`PROFILE_WEIGHT_DECAY`)."""
+    hyperparameters (`PROFILE_LR`, `PROFILE_WEIGHT_DECAY`)."""
     entry(name)
     return lambda named: build_named(name, named, PROFILE_LR, PROFILE_WEIGHT_DECAY, info, **flags)
 

@@ -1,6 +1,6 @@
 """``sgdsai bench``: measurements of the optimizer itself (state memory, step time, what fits).
 
-Each benchmark is a module with ``register(subparsers)`` listed in :data:`BENCH_MODULES`; each run
+Each benchmark is a module with ``register(subparsers)`` listed in `BENCH_MODULES`; each run
 writes one JSON record under ``experiments/records/`` and plots are drawn from records only.
 """
 

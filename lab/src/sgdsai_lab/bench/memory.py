@@ -70,7 +70,7 @@ def build_meta(name: str) -> nn.Module:
 
 
 def build_meta_from(spec: tuple[str, dict[str, Any], Any]) -> nn.Module:
-    """:func:`build_meta` for a ``(config class, kwargs, ...)`` entry of :data:`MODELS`."""
+    """`build_meta` for a ``(config class, kwargs, ...)`` entry of `MODELS`."""
     import transformers
 
     config_class, kwargs = spec[0], spec[1]

@@ -99,7 +99,7 @@ def gpt2_shapes(
 
 def candidates(model: str | None = None) -> dict[str, tuple[str, Callable]]:
     """name -> (bytes-model key, factory). Packages that are not installed are left out; Adam-mini
-    needs the model's width and heads, so it is offered only for a ``model`` in :data:`HEADS`."""
+    needs the model's width and heads, so it is offered only for a ``model`` in `HEADS`."""
     table: dict[str, tuple[str, Callable]] = {
         "sgdsai single": ("sgdsai", zoo.profiled("sgdsai", foreach=False)),
         "sgdsai foreach": ("sgdsai", zoo.profiled("sgdsai", foreach=True)),
@@ -235,7 +235,7 @@ def run(args: argparse.Namespace) -> int:
 def summarize(
     times: dict[str, list[float]], first: dict[str, float], kinds: dict[str, str], numel: int
 ) -> dict:
-    """Medians, spreads, ratios to :data:`REFERENCE`, and achieved bandwidth against the probe's.
+    """Medians, spreads, ratios to `REFERENCE`, and achieved bandwidth against the probe's.
 
     The ``min_*`` ratios compare best rounds (each candidate's and the probe's fastest): on a
     shared machine they estimate the uncontended cost, the medians the typical one."""

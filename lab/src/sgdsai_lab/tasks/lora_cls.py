@@ -2,7 +2,7 @@
 
 The 5-way classifier head is new and trained in full (peft's ``SEQ_CLS`` task keeps it in
 ``modules_to_save``); the encoder is frozen apart from the LoRA factors. Dropout is off, so the loss
-is a function of the batch alone. As in :mod:`~sgdsai_lab.tasks.lora`, LoRA keeps its
+is a function of the batch alone. As in `lora`, LoRA keeps its
 standard initialisation (B = 0) and the evaluation reports whether the A matrices trained.
 ``size`` sets the rank (alpha = 2 x rank).
 
@@ -11,7 +11,7 @@ needs ``sgdsai data fetch minilm`` and ``sgdsai data fetch fortunes``) or ``synt
 2-layer BERT, vocabulary 64, on sequences whose class sets which band of tokens they are half made
 of: no files).
 
-A fixed stratified :data:`HOLDOUT` of the examples is held out and cut, stratified again, into a
+A fixed stratified `HOLDOUT` of the examples is held out and cut, stratified again, into a
 validation half (``val_loss``, ``val_accuracy``: what sweeps select on) and a test half
 (``test_loss``, ``test_accuracy``: what verdicts report); on ``fortunes`` each half holds about
 545 examples, as many as the whole 20% holdout of revision 2, so the accuracy's standard error
@@ -66,7 +66,7 @@ def stratified_split(
 
 
 def three_way_split(labels: torch.Tensor, holdout: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(train, val, test)`` indices: :func:`stratified_split` holds out ``holdout`` of every
+    """``(train, val, test)`` indices: `stratified_split` holds out ``holdout`` of every
     class, then cuts that, stratified again, into halves (within one example of each class)."""
     train, held = stratified_split(labels, holdout)
     val, test = stratified_split(labels[held], 0.5, seed=1)

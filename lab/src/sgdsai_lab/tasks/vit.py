@@ -2,7 +2,7 @@
 
 Data: ``digits`` (scikit-learn's 8x8 digits, patch 2), ``fashion-mnist`` (28x28, fetched with
 ``sgdsai data fetch fashion-mnist``, patch 7) or ``synthetic`` (8x8, no files); their training,
-validation and test splits and linear floors are :mod:`sgdsai_lab.tasks.image_data`'s.
+validation and test splits and linear floors are `sgdsai_lab.tasks.image_data`'s.
 """
 
 from __future__ import annotations
