@@ -453,8 +453,8 @@ Args:
         Groups may set their own `lr`, `momentum`, `weight_decay`, `eps` and flags.
     lr: $\eta$, the learning rate of the highest-g-SNR tensor when normalised (default: 1).
         The EMA momentum has the size of a gradient (torch's SGD buffer is $1/(1-\mu)$ times
-        larger), so `lr=1` here moves the largest tensors like `SGD(lr=0.1, momentum=0.9)`;
-        on a tiny GPT-2 (`sgdsai demo`) lr 1 to 10 trained well and 0.1 was too slow. With
+        larger), so `lr=1` here moves the largest tensors like `SGD(lr=0.1, momentum=0.9)`
+        (where the best lrs fell in measured runs: `docs/hyperparameters.md`). With
         `normalize=False` divide by the model's $M$ (about $\sqrt{\text{numel}}$ of its
         largest tensor: 256 to 6,000 for common models). $\eta$ also sets the decoupled
         weight decay, unscaled by g-SNR.
