@@ -150,3 +150,22 @@ def test_an_accuracy_at_or_under_its_floor_is_below_it_and_one_above_is_not() ->
     assert "below floor" not in judged(adamw.cell.mean - 0.001)
     for floor in (adamw.cell.mean, adamw.cell.mean + 0.03):  # a loss-style reading would pass the second
         assert "| below floor: not informative" in judged(floor), floor
+
+
+def _lora_cell(optimizer: str, loss: float) -> list[dict]:
+    """A bracketed lora cell (losses 3 seeds at lr 0.1, worse at 0.01 and 1) recording the untrained floor."""
+    runs = [run_record(optimizer, 0.1, loss + d, seed) for seed, d in enumerate([0.0, -0.002, 0.002])]
+    runs += [run_record(optimizer, lr, loss + 0.5) for lr in (0.01, 1.0)]
+    for r in runs:
+        r["config"]["task"] = r["group"] = "lora"
+        r["metrics"]["test_loss"] = r["metrics"]["val_loss"]
+        r["floors"] = {"untrained_val": 4.0, "untrained_test": 4.3}
+    return runs
+
+
+def test_lora_settings_are_judged_against_the_untrained_floor_a_loss_under_it_beating_it() -> None:
+    runs = _lora_cell("sgdsai", 3.0) + _lora_cell("adamw", 3.0)
+    assert recorded_floor(runs, "val_loss") == 4.0 and evaluate(runs).stated.floor == 4.3
+    assert _matches_row(runs).endswith("| held |")
+    above = _lora_cell("sgdsai", 4.4) + _lora_cell("adamw", 4.4)  # no better than the base model
+    assert "| below floor: not informative" in _matches_row(above)

@@ -42,8 +42,9 @@ LAG_AT = 0.25
 @dataclass(frozen=True)
 class Stated:
     """What a setting states before its runs: the equivalence margin, its floor (the bigram
-    cross-entropy of an LM setting, a linear model's accuracy of an image one; ``None`` while not
-    stated) and, for an accuracy, the evaluation-set size (``None``: its noise is not counted)."""
+    cross-entropy of an LM setting, a linear model's accuracy of an image one, the majority class's
+    accuracy or the untrained model's loss of a LoRA one; ``None`` while not stated) and, for an
+    accuracy, the evaluation-set size (``None``: its noise is not counted)."""
 
     margin: stats.Margin
     floor: float | None = None
@@ -62,7 +63,8 @@ RULES = (
     "margins (and robustness distances): 1 point of accuracy, 1% of the loss; an accuracy whose "
     "evaluation-set size is not stated is shown without the binomial term",
     "floors come from the records, of the model the task declares (LM: `floors.bigram_test`, `bigram_val`; "
-    "image: `floors.linear_test`, `linear_val`): a setting whose records state none is *inconclusive*",
+    "image: `floors.linear_test`, `linear_val`; LoRA classifier: `majority_test`, `majority_val`; LoRA LM: "
+    "`untrained_test`, `untrained_val`): a setting whose records state none is *inconclusive*",
     f"*g-SNR ≈ √numel*: the median first g-SNR / √numel of the tensors of at least {stats.SMALL_NUMEL:,} "
     f"elements lies in [{SQRT_NUMEL[0]:g}, {SQRT_NUMEL[1]:g}]",
     "*half of AdamW's state*: state bytes 50 ± 0.5% of AdamW's",
@@ -203,8 +205,8 @@ def setting_claims(
 
 def floor_model(runs: list[dict[str, Any]]) -> str | None:
     """The model whose floor a setting's verdicts are judged against: its task's declared floor
-    (`floor_model`: ``bigram`` for gpt2, ``linear`` for vit and cnn),
-    ``None`` where the task declares none."""
+    (`floor_model`: ``bigram`` for gpt2, ``linear`` for vit and cnn, ``majority`` for lora-cls,
+    ``untrained`` for lora), ``None`` where the task declares none."""
     tasks = {r["config"]["task"] for r in runs}
     if len(tasks) > 1:
         raise ValueError(f"the records of one setting are of different tasks: {sorted(tasks)}")

@@ -612,8 +612,9 @@ RULES: tuple[str, ...] = (
     f"*inconclusive* unless each side has ≥ {MIN_SEEDS} seeds and no diverged seed at its best cell, and its "
     "best lr is bracketed by a tried lr on each side (a diverged neighbour counts), and the setting states "
     "its floor; the reason is shown",
-    "*below floor: not informative* where the best AdamW run does not beat the setting's floor (LM: the "
-    "bigram cross-entropy of its validation targets; image: a linear model's accuracy)",
+    "*below floor: not informative* where the best AdamW run does not beat the setting's floor on the "
+    "reported split (LM: the bigram cross-entropy; image: a linear model's accuracy; LoRA: the majority "
+    "class's accuracy, the untrained model's loss)",
     f"*matches*: two one-sided Welch tests at level {ALPHA:g} reject a difference of ±margin (the "
     f"{100 * (1 - 2 * ALPHA):g}% interval of the difference lies inside ±margin), the margin stated per "
     "setting before its runs",

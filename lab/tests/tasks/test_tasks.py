@@ -79,6 +79,20 @@ def test_a_floor_declared_computed_is_in_the_task_info_and_only_then(name: str) 
     assert bool(task.info.get("floors")) == task_spec(name).floor_computed
 
 
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_a_computed_floor_names_the_model_verdicts_read_for_both_splits(name: str) -> None:
+    """Else claims.recorded_floor finds no floor and every verdict of the task is *inconclusive*."""
+    if name.startswith("lora"):
+        pytest.importorskip("peft")
+    spec = task_spec(name)
+    if not spec.floor_computed:
+        pytest.skip(f"{name} declares its floor but does not compute it")
+    model = spec.floor_model
+    assert model is not None, f"{name}: floor {spec.floor!r} has no entry in FLOOR_MODELS"
+    floors = build_task(name, "synthetic", "tiny", 0, 4).info["floors"]
+    assert {f"{model}_val", f"{model}_test"} <= set(floors)
+
+
 @pytest.mark.parametrize("name", ["vit", "cnn", "lora-cls"])
 def test_a_classification_task_says_what_a_diverged_run_scores(name: str) -> None:
     if name.startswith("lora"):

@@ -37,7 +37,7 @@ FLOORS = {
     "none": "no floor is defined",
 }
 #: the model whose ``{model}_{split}`` value in ``task.info["floors"]`` verdicts are judged against, by floor
-FLOOR_MODELS = {"n-gram": "bigram", "linear": "linear", "majority": "majority"}
+FLOOR_MODELS = {"n-gram": "bigram", "linear": "linear", "majority": "majority", "untrained": "untrained"}
 
 
 @dataclass(frozen=True)
