@@ -161,6 +161,14 @@ def test_lora_floor_is_the_loss_before_training_and_training_goes_below_it() -> 
     assert after["val_loss"] < floors["untrained_val"] and after["test_loss"] < floors["untrained_test"]
 
 
+def test_lora_synthetic_floor_is_one_value_for_every_seed_while_lora_a_differs() -> None:
+    """A setting's records must agree on its floor (claims.recorded_floor refuses two values)."""
+    tasks = [build_task("lora", "synthetic", "tiny", seed) for seed in (0, 1)]
+    assert tasks[0].info["floors"] == tasks[1].info["floors"]
+    a = [dict(t.model.named_parameters())[t.traced[0]] for t in tasks]
+    assert "lora_A" in tasks[0].traced[0] and not torch.equal(a[0], a[1])
+
+
 @pytest.mark.parametrize("name", LORA_TASKS)
 def test_training_run_writes_finite_metrics(name: str) -> None:
     record = run(RunConfig(name, "sgdsai", 0.5, 0.01, 3, data="synthetic", batch_size=4, gsnr_every=1))

@@ -121,6 +121,9 @@ def data_digest(splits: dict[str, Batch]) -> str:
 
 
 def _synthetic_model() -> Any:
+    """The stand-in for a pretrained model: a random 2-layer Llama drawn from a fixed seed, so that
+    like a downloaded model it is the same for every run seed (which draws LoRA's A and the batches),
+    and the untrained floor is one value per setting."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     s = SYNTHETIC
@@ -129,7 +132,9 @@ def _synthetic_model() -> Any:
         num_attention_heads=s["heads"], num_key_value_heads=s["heads"] // 2, max_position_embeddings=s["context"],
         bos_token_id=1, eos_token_id=3, pad_token_id=0, initializer_range=0.1,
     )  # fmt: skip
-    return LlamaForCausalLM(config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return LlamaForCausalLM(config)
 
 
 def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Task:
@@ -172,7 +177,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         key = {"model": pretrained.SMOLLM2_FILES, "data": data_digest(evaluation), "chunk": EVAL_CHUNK,
                "torch": torch.__version__, "transformers": version("transformers")}  # fmt: skip
         floors = fetch.cached_json("lora-floors", key, lambda: untrained_floors(model, splits))
-    else:  # the random base model depends on the seed, and costs nothing to evaluate
+    else:  # the small random base model costs nothing to evaluate
         floors = untrained_floors(model, splits)
 
     draw = row_batches(train, batch_size, seed)
