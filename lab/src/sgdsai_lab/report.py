@@ -308,7 +308,8 @@ def render(records: list[dict[str, Any]], out: Path) -> Path:
         "## Learning rates the study chose",
         "",
         "Each optimizer's best lr in each study workload, chosen on validation by seed 0 (the grid starts "
-        "at two lrs per decade around the class default and extends until bracketed).",
+        "at three lrs two per decade around the class default, or an earlier sweep's best where the preset "
+        "says so, and extends until bracketed).",
         "",
         "<!-- lr:begin -->",
         *(lr_table(groups) or ["No study records yet."]),
