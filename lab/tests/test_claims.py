@@ -3,6 +3,8 @@ from the records of the reported split; mechanical facts are one properties tabl
 
 from __future__ import annotations
 
+import pytest
+
 from sgdsai_lab.analysis import group, setting
 from sgdsai_lab.claims import RULES, Stated, claims_markdown, evaluate, properties, recorded_floor
 from sgdsai_lab.stats import Margin
@@ -71,6 +73,16 @@ def test_the_floor_comes_from_the_records_of_the_split():
     for r in runs:
         r["floors"] = {"bigram_val": 4.81, "bigram_test": 4.83}
     assert recorded_floor(runs, "val_loss") == 4.81 and recorded_floor(runs, "test_loss") == 4.83
+
+
+def test_a_floor_evaluated_again_in_its_last_digits_is_one_floor_and_a_different_one_is_refused():
+    runs = [run_record("sgdsai", 0.1, 3.0, seed) for seed in range(3)]
+    for r, bigram in zip(runs, (4.303757727146149, 4.3037577867507935, 4.303757727146149)):
+        r["floors"] = {"bigram_test": bigram}  # 1 and 2 threads evaluating one model
+    assert recorded_floor(runs, "test_loss") == 4.303757727146149
+    runs[1]["floors"]["bigram_test"] = 4.31
+    with pytest.raises(ValueError, match="different test floors"):
+        recorded_floor(runs, "test_loss")
 
 
 def _matches_row(runs: list[dict]) -> str:

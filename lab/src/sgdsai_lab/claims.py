@@ -213,6 +213,11 @@ def floor_model(runs: list[dict[str, Any]]) -> str | None:
     return task_spec(tasks.pop()).floor_model if tasks else None
 
 
+#: floors of one setting closer than this (relative) are one floor: a loss floor evaluated again with
+#: another thread count or library version differs in its last digits (LoRA's untrained loss: ~1e-8)
+FLOOR_RTOL = 1e-6
+
+
 def recorded_floor(runs: list[dict[str, Any]], metric: str, model: str | None = None) -> float | None:
     """The floor the task declared in its records for ``metric``'s split: their ``floors`` value
     ``{model}_{split}`` (``model`` defaults to `floor_model`: ``test_loss`` of gpt2 reads
@@ -222,11 +227,12 @@ def recorded_floor(runs: list[dict[str, Any]], metric: str, model: str | None = 
     if model is None:
         return None
     split = metric.split("_")[0]
-    floors = {r["floors"].get(f"{model}_{split}") for r in runs if r.get("floors")}
-    floors.discard(None)
-    if len(floors) > 1:
-        raise ValueError(f"the records of one setting declare different {split} floors: {sorted(floors)}")
-    return floors.pop() if floors else None
+    floors = sorted({r["floors"].get(f"{model}_{split}") for r in runs if r.get("floors")} - {None})
+    if not floors:
+        return None
+    if not math.isclose(floors[0], floors[-1], rel_tol=FLOOR_RTOL):
+        raise ValueError(f"the records of one setting declare different {split} floors: {floors}")
+    return floors[0]
 
 
 def lr_grid(rows: list[dict[str, Any]], optimizer: str, metric: str) -> dict[float, float | None]:
