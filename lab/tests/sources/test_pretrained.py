@@ -33,9 +33,17 @@ def test_docstring_pairs_hold_out_every_tenth_file_whole_alternately_for_val_and
     files = stdlib.stdlib_files(1_000_000)
     per_file = [pretrained._pairs(source) for source in files]
     train, val, test = pretrained.docstring_pairs(1_000_000)
-    assert list(val) == [p for i, pairs in enumerate(per_file) if i % 20 == 9 for p in pairs]
-    assert list(test) == [p for i, pairs in enumerate(per_file) if i % 20 == 19 for p in pairs]
     assert list(train) == [p for i, pairs in enumerate(per_file) if i % 10 != 9 for p in pairs]
+    held_val = [p for i, pairs in enumerate(per_file) if i % 20 == 9 for p in pairs]
+    held_test = [p for i, pairs in enumerate(per_file) if i % 20 == 19 for p in pairs]
+    assert list(val) == [p for p in held_val if p not in set(train)]
+    assert list(test) == [p for p in held_test if p not in set(train) | set(val)]
+
+
+def test_no_evaluated_pair_is_a_copy_of_one_trained_on() -> None:
+    train, val, test = pretrained.docstring_pairs()  # the whole stdlib: abc and _py_abc share docstrings
+    assert not set(val) & set(train) and not set(test) & (set(train) | set(val))
+    assert len(test) > 128 and len(val) > 64  # the task's evaluation sets still fill
 
 
 def test_signature_is_one_line_and_docstring_its_first_paragraph() -> None:

@@ -223,8 +223,10 @@ def docstring_pairs(
 
     Files as in `sgdsai_lab.stdlib.stdlib_split` (sorted, tests excluded, the first
     ``limit`` bytes); every ``every``-th file is held out, the held-out files alternately for
-    validation and for test, so no two of the three parts share a file. Parsing the whole stdlib
-    takes about 8 s, hence the cache.
+    validation and for test, so no two of the three parts share a file. A held-out pair that also
+    occurs in an earlier part (the same docstring copied into two modules, like `abc` and
+    `_py_abc`) is dropped from the later one, so nothing evaluated was trained on. Parsing the whole
+    stdlib takes about 8 s, hence the cache.
     """
     if every < 2:
         raise ValueError(f"every must be at least 2 to leave files for training, not {every}")
@@ -233,4 +235,7 @@ def docstring_pairs(
         held = i % every == every - 1
         parts[1 + (i // every) % 2 if held else 0].extend(_pairs(source))
     train, val, test = parts
-    return tuple(train), tuple(val), tuple(test)
+    seen = set(train)
+    val = [p for p in val if p not in seen]
+    seen.update(val)
+    return tuple(train), tuple(val), tuple(p for p in test if p not in seen)
