@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from sgdsai_lab.analysis import group, setting
-from sgdsai_lab.claims import RULES, Stated, claims_markdown, evaluate, properties, recorded_floor
+from sgdsai_lab.claims import RULES, Stated, claims_markdown, evaluate, label, properties, recorded_floor
 from sgdsai_lab.stats import Margin
 
 from .fake_records import accuracy_record, lm_cell, lm_record, run_record
@@ -181,3 +181,10 @@ def test_lora_settings_are_judged_against_the_untrained_floor_a_loss_under_it_be
     assert _matches_row(runs).endswith("| held |")
     above = _lora_cell("sgdsai", 4.4) + _lora_cell("adamw", 4.4)  # no better than the base model
     assert "| below floor: not informative" in _matches_row(above)
+
+
+def test_a_setting_of_a_superseded_task_revision_says_so_in_its_label() -> None:
+    old, new = lm_record("adamw", 1e-3, 2.0, 2.0), lm_record("adamw", 1e-3, 1.5, 1.5)
+    old["task_revision"] = new["task_revision"] - 1
+    assert "task revision 2 (now 3)" in label(setting(old), [old])
+    assert "task revision" not in label(setting(new), [new])

@@ -25,6 +25,7 @@ from sgdsai_lab.analysis import (
     smooth,
     summarise,
 )
+from sgdsai_lab.config import task_revision
 from sgdsai_lab.metrics import goal
 from sgdsai_lab.tasks import task_spec
 
@@ -102,12 +103,15 @@ SGDM_NAMES = ("nesterov", "sgdm")
 
 
 def label(key: tuple, runs: list[dict[str, Any]]) -> str:
-    """A setting in words: task, size, data, steps and batch size, and the presets that ran it."""
+    """A setting in words: task, size, data, steps and batch size, the task's revision where it is
+    not the current one, and the presets that ran it."""
     d = describe(key)
     batch = f", batch {d['batch_size']}" if d.get("batch_size") else ""
     clip = f", clip {d['grad_clip']:g}" if d.get("grad_clip") else ""
+    now = task_revision(d["task"])
+    old = f", task revision {d['task_revision']} (now {now})" if d["task_revision"] != now else ""
     names = ", ".join(f"`{p}`" for p in presets(runs))
-    return f"{d['task']} {d['size']} / {d['data']}, {d['steps']} steps{batch}{clip} ({names})"
+    return f"{d['task']} {d['size']} / {d['data']}, {d['steps']} steps{batch}{clip}{old} ({names})"
 
 
 def _fmt(value: float, metric: str) -> str:
