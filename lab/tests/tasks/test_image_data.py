@@ -41,17 +41,21 @@ def test_validation_and_test_are_disjoint_from_training_and_from_each_other(data
     assert torch.equal(again.val[0], splits.val[0]) and torch.equal(again.test[1], splits.test[1])
 
 
-def test_the_cached_linear_floor_is_read_back_for_the_same_data_only(tmp_path) -> None:
+def test_the_cached_linear_floor_is_read_back_for_the_same_data_only(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SGDSAI_DATA", str(tmp_path))
     splits = image_data.image_splits("synthetic")
-    fitted = image_data.linear_floors(splits, tmp_path)
+    fitted = image_data.linear_floors(splits, cached=True)
     assert fitted == image_data.linear_floors(splits)  # the cache stores what a fit gives
-    (path,) = tmp_path.glob("linear-*.json")
-    path.write_text(json.dumps({**fitted, "linear_val": -1.0}))  # now tell a read from a refit
-    assert image_data.linear_floors(splits, tmp_path)["linear_val"] == -1.0
+    (path,) = (tmp_path / "floors").glob("*.json")
+    entry = json.loads(path.read_text())
+    path.write_text(
+        json.dumps({**entry, "value": {**fitted, "linear_val": -1.0}})
+    )  # tell a read from a refit
+    assert image_data.linear_floors(splits, cached=True)["linear_val"] == -1.0
     x, y = splits.test
     other = image_data.ImageSplits(splits.train, splits.val, (x, (y + 1) % 10))
-    assert image_data.linear_floors(other, tmp_path)["linear_val"] == fitted["linear_val"]
-    assert len(list(tmp_path.glob("linear-*.json"))) == 2
+    assert image_data.linear_floors(other, cached=True)["linear_val"] == fitted["linear_val"]
+    assert len(list((tmp_path / "floors").glob("*.json"))) == 2
 
 
 def test_evaluation_scores_both_held_out_splits() -> None:

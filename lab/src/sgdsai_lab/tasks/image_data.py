@@ -10,8 +10,8 @@ splits, shared by ``vit`` and ``cnn``.
   cut in two halves, validation then test.
 
 The Fashion-MNIST floor takes a few minutes to fit, so it is cached under the data cache
-(`sgdsai_lab.fetch.cache_dir`), keyed by a digest of the splits and the fit settings; the
-small datasets' floors are computed at each build.
+(`sgdsai_lab.fetch.cached_json`), keyed by a digest of the splits and the fit settings and the
+torch version; the small datasets' floors are computed at each build.
 """
 
 from __future__ import annotations
@@ -19,17 +19,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from sgdsai_lab import floors
-from sgdsai_lab.fetch import cache_dir
+from sgdsai_lab.fetch import cached_json
 
 logger = logging.getLogger(__name__)
 
@@ -108,27 +106,20 @@ def digest(splits: ImageSplits) -> str:
     return h.hexdigest()
 
 
-def linear_floors(splits: ImageSplits, cache: Path | None = None) -> dict[str, float]:
-    """The splits' linear floors, read from (else fitted and written atomically to) ``cache`` when
-    one is given: ``<cache>/linear-<digest>.json``."""
-    if cache is None:
+def linear_floors(splits: ImageSplits, *, cached: bool = False) -> dict[str, float]:
+    """The splits' linear floors; with ``cached``, read from (else fitted once and kept in) the data
+    cache (`sgdsai_lab.fetch.cached_json`, kind ``floors``), keyed by `digest` and the torch version."""
+
+    def fit() -> dict[str, float]:
+        logger.info("fitting the linear floor of %d training images", len(splits.train[0]))
         return floors.linear_floors(splits.train, splits.val, splits.test, CLASSES)
-    path = cache / f"linear-{digest(splits)}.json"
-    if path.exists():
-        cached: dict[str, float] = json.loads(path.read_text())
-        return cached
-    logger.info("fitting the linear floor (cached in %s)", path)
-    found = floors.linear_floors(splits.train, splits.val, splits.test, CLASSES)
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(found) + "\n")
-    os.replace(tmp, path)  # atomic: two runs building at once each write a whole file
+
+    if not cached:
+        return fit()
+    found: dict[str, float] = cached_json(
+        "floors", {"linear": digest(splits), "torch": torch.__version__}, fit
+    )
     return found
-
-
-def floor_cache(data: str) -> Path | None:
-    """Where ``data``'s linear floor is cached (``None``: computed at each build)."""
-    return cache_dir() / "floors" if data in CACHED else None
 
 
 def evaluator(

@@ -63,7 +63,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         ],
         info={  # Adam-mini: non-matrix tensors (tokens, conv patches) get per-coordinate Adam
             "chance_accuracy": 0.1,
-            "floors": image_data.linear_floors(splits, image_data.floor_cache(data)),
+            "floors": image_data.linear_floors(splits, cached=data in image_data.CACHED),
             "io_names": [
                 "vit.embeddings.cls_token",
                 "vit.embeddings.position_embeddings",
