@@ -123,7 +123,8 @@ def _floor_text(ev: Evaluated, model: str | None) -> str:
 
 
 def paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) -> list[str]:
-    """One workload's paragraph for one of its settings."""
+    """One workload's paragraph for one of its settings: the setting, the verdicts against AdamW,
+    then every best cell with its memory, time to AdamW's loss and what the runs cost."""
     ev = evaluate(runs)
     floor = _floor_text(ev, floor_model(runs))
     head = (
@@ -133,18 +134,13 @@ def paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) -> lis
     )
     ran = "; ".join(_arm_text(ev, opt) + _rss(ev.best[opt]) for opt in sorted(ev.best))
     hours = sum(r["wall_clock_s"] for r in runs) / 3600
-    lines = [
-        head,
-        f"Best cells so far: {ran}.",
-        f"{len(runs)} runs so far, {hours:.1f} h of wall-clock in all.",
-    ]
+    cost = [f"Best cells so far: {ran}.", f"{len(runs)} runs so far, {hours:.1f} h of wall-clock in all."]
     if BASELINE not in ev.arms:
-        lines.append(f"AdamW not run yet: no verdict against it ({len(runs)} run(s) so far).")
-        return [" ".join(lines)]
+        verdicts = f"AdamW not run yet: no verdict against it ({len(runs)} run(s) so far)."
+        return [" ".join([head, verdicts, *cost])]
     against = [comparison_line(ev, opt, BASELINE) for opt in AGAINST_ADAMW if opt in ev.arms]
-    lines += [f"Against AdamW: {'; '.join(against)}." if against else "No SGD-SaI run yet."]
-    lines.append(time_to_target(ev))
-    return [" ".join(line for line in lines if line)]
+    verdicts = f"Against AdamW: {'; '.join(against)}." if against else "No SGD-SaI run yet."
+    return [" ".join(line for line in (head, verdicts, cost[0], time_to_target(ev), cost[1]) if line)]
 
 
 def _pair(groups: dict[tuple, list[dict[str, Any]]], workload: Workload, a: str, b: str) -> str:
