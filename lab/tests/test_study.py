@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sgdsai_lab.analysis import group
-from sgdsai_lab.study import WORKLOADS, batch_plot, lr_table, study_markdown
+from sgdsai_lab.study import WORKLOADS, against_adamw_plot, batch_plot, lr_table, study_markdown
 
 from .fake_records import accuracy_record, lm_cell, lm_record
 
@@ -82,3 +82,10 @@ def test_the_lr_table_places_each_best_lr_against_its_default_and_its_bracket() 
     assert f"| {a16} | `adamw` | 0.001 | 0.0001, 0.001, 0.01, 1 (diverged) | 0.001 | 1 | yes |" in table
     assert f"| {a16} | `nesterov` | 0.1 | 0.1, 0.3 | 0.3 | 3 | no: best lr 0.3 at the high edge" in table
     assert lr_table(group([])) == []
+
+
+def test_the_against_adamw_plot_is_written_once_a_workload_has_a_comparison(tmp_path) -> None:
+    assert against_adamw_plot(group(lm_cell("sgdsai", 1.0, 1.40)), tmp_path) is None  # no AdamW
+    name = against_adamw_plot(group(_study()), tmp_path)
+    assert name and (tmp_path / name).stat().st_size > 0
+    assert f"![against AdamW]({name})" in study_markdown(group(_study()), tmp_path)

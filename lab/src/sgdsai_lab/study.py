@@ -230,6 +230,52 @@ def batch_plot(groups: dict[tuple, list[dict[str, Any]]], out: Path) -> str | No
     return name
 
 
+def against_adamw_plot(groups: dict[tuple, list[dict[str, Any]]], out: Path) -> str | None:
+    """Each optimizer's best cell minus AdamW's in every workload that has both, with its 95%
+    interval (a dot alone where a side has one seed) and the equivalence margin shaded, relative to
+    AdamW's mean so that losses and accuracies share an axis; the file name, or ``None`` when no
+    workload has a comparison yet."""
+    rows = []
+    for w in WORKLOADS:
+        for _, runs in settings_of(w, groups):
+            ev = evaluate(runs)
+            if BASELINE not in ev.arms:
+                continue
+            base = abs(ev.arms[BASELINE].cell.mean)
+            for opt in AGAINST_ADAMW:
+                if opt in ev.arms:
+                    c = ev.compare(opt, BASELINE)
+                    rows.append((f"{w.name}: {opt}", c, base, ev.goal))
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colours = {stats.MATCHES: "tab:blue", stats.BEATS: "tab:green", stats.TRAILS: "tab:red"}
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.2))
+    for y, (_, c, base, direction) in enumerate(reversed(rows)):
+        sign = 100 / base * (1 if direction == "max" else -1)  # % of AdamW, better to the right
+        lo, hi = sorted(sign * v for v in c.interval_95)
+        colour = colours.get(c.verdict, "grey")
+        if math.isfinite(lo) and math.isfinite(hi):
+            ax.plot([lo, hi], [y, y], color=colour, lw=2)
+        ax.plot([sign * c.difference], [y], "o", color=colour)
+        ax.fill_between(
+            [-100 * c.margin / base, 100 * c.margin / base], y - 0.4, y + 0.4, color="0.9", zorder=0
+        )
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_yticks(range(len(rows)), [name for name, *_ in reversed(rows)], fontsize=7)
+    ax.set_xlabel("best cell minus AdamW's, in % of AdamW's mean (right of 0: better)", fontsize=8)
+    ax.set_title("against tuned AdamW, 95% intervals; red trails, green beats, blue matches, grey open; "
+                 "shaded: the margin", fontsize=7)  # fmt: skip
+    name = "study-vs-adamw.png"
+    fig.savefig(out / name, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return name
+
+
 def lr_table(groups: dict[tuple, list[dict[str, Any]]]) -> list[str]:
     """Where each optimizer's best lr fell in each workload, against its class default: the lrs its
     seed-0 runs tried, the one chosen on validation and whether a tried lr lies on each side."""
@@ -276,7 +322,11 @@ def study_markdown(groups: dict[tuple, list[dict[str, Any]]], out: Path | None) 
         for key, runs in found:
             lines += [*paragraph(w, key, runs), ""]
     lines += answers(groups)
-    plot = batch_plot(groups, out) if out is not None else None
-    if plot:
-        lines += ["", f"![batch size]({plot})"]
+    if out is not None:
+        for plot, alt in (
+            (against_adamw_plot(groups, out), "against AdamW"),
+            (batch_plot(groups, out), "batch size"),
+        ):
+            if plot:
+                lines += ["", f"![{alt}]({plot})"]
     return lines
