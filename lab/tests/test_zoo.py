@@ -118,3 +118,33 @@ def test_the_documented_table_lists_every_entry_with_its_defaults() -> None:
     rows = {line.split("|")[1].strip(" `"): line.split("|")[-2].strip() for line in docs.splitlines()
             if line.startswith("| `")}  # fmt: skip
     assert {n: f"{e.lr:g}, {e.weight_decay:g}" for n, e in OPTIMIZERS.items()}.items() <= rows.items()
+
+
+def _gpt2_first_step(name: str):
+    task = build_task("gpt2", "synthetic", "tiny", 0, batch_size=4)
+    opt = build_optimizer(name, task.model, 1.0, 1e-4, task.info)
+    task.loss(task.model, task.batch(0)).backward()
+    opt.step()
+    return task, opt
+
+
+def test_blocks_m_takes_its_reference_from_the_blocks_and_clamps_the_embeddings() -> None:
+    _, paper = _gpt2_first_step("sgdsai")
+    task, blocks = _gpt2_first_step("sgdsai-blocks-m")
+    io = {id(p) for n, p in task.model.named_parameters() if n in task.info["io_names"]}
+    assert blocks.param_groups[0]["gsnr_max"] < paper.param_groups[0]["gsnr_max"]  # the embedding set M
+    for group in blocks.param_groups:
+        assert all((id(p) in io) == (not group["gsnr_reference"]) for p in group["params"])
+        assert all(0 < float(blocks.state[p]["lr_scale"]) <= 1 for p in group["params"])
+    embedding = task.model.get_input_embeddings().weight
+    assert float(blocks.state[embedding]["lr_scale"]) == 1.0  # above the blocks' M: clamped
+
+
+def test_numel_mode_scales_every_tensor_by_its_size_alone() -> None:
+    task, opt = _gpt2_first_step("sgdsai-numel")
+    m = opt.param_groups[0]["gsnr_max"]
+    largest = max(p.numel() for p in task.model.parameters())
+    assert m == pytest.approx(largest**0.5)
+    for group in opt.param_groups:
+        for p in group["params"]:
+            assert float(opt.state[p]["lr_scale"]) == pytest.approx(min(p.numel() ** 0.5 / m, 1.0), rel=1e-6)
