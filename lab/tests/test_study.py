@@ -89,3 +89,13 @@ def test_the_against_adamw_plot_is_written_once_a_workload_has_a_comparison(tmp_
     name = against_adamw_plot(group(_study()), tmp_path)
     assert name and (tmp_path / name).stat().st_size > 0
     assert f"![against AdamW]({name})" in study_markdown(group(_study()), tmp_path)
+
+
+def test_the_headline_tallies_sgdsai_against_adamw_in_every_workload_losses_first() -> None:
+    text = "\n".join(study_markdown(group(_study()), None))
+    a16, a128 = WORKLOADS[0].name, WORKLOADS[1].name
+    line = next(line for line in text.splitlines() if line.startswith("**So far"))
+    assert line == (
+        f"**So far, `sgdsai` against tuned AdamW:** **trails** in 1 ({a128}), **matches** in 1 ({a16}), "
+        f"**not run yet** in 3 ({'; '.join(w.name for w in WORKLOADS[2:])})."
+    )

@@ -302,6 +302,21 @@ def lr_table(groups: dict[tuple, list[dict[str, Any]]]) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def headline(groups: dict[tuple, list[dict[str, Any]]]) -> str:
+    """SGD-SaI's verdict against tuned AdamW in every workload, in one line, losses first."""
+    words: dict[str, list[str]] = {}
+    for w in WORKLOADS:
+        found = settings_of(w, groups)
+        ev = evaluate(found[0][1]) if found else None
+        verdict = "not run yet"
+        if ev is not None and {"sgdsai", BASELINE} <= set(ev.arms):
+            verdict = ev.compare("sgdsai", BASELINE).verdict
+        words.setdefault(verdict, []).append(w.name)
+    order = [stats.TRAILS, stats.BELOW_FLOOR, stats.INCONCLUSIVE, stats.MATCHES, stats.BEATS, "not run yet"]
+    parts = [f"**{v}** in {len(words[v])} ({'; '.join(words[v])})" for v in order if v in words]
+    return "**So far, `sgdsai` against tuned AdamW:** " + ", ".join(parts) + "."
+
+
 def study_markdown(groups: dict[tuple, list[dict[str, Any]]], out: Path | None) -> list[str]:
     """The study's block: a paragraph per workload, the three answers, and (with ``out``) the
     batch-size plot written there and linked."""
@@ -309,6 +324,8 @@ def study_markdown(groups: dict[tuple, list[dict[str, Any]]], out: Path | None) 
         "Generated from the records by `sgdsai report`: each optimizer's best cell chosen on the "
         "validation metric by seed 0, reported on the test split; verdict words from the rules under "
         "the claims table.",
+        "",
+        headline(groups),
         "",
     ]
     for w in WORKLOADS:
