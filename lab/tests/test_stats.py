@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from scipy import stats as scipy_stats
 
 from sgdsai_lab.stats import (
     ALPHA,
@@ -21,6 +22,7 @@ from sgdsai_lab.stats import (
     Margin,
     bracket,
     compare,
+    gap_change,
     gsnr_drift,
     pace,
     robustness,
@@ -208,6 +210,17 @@ def test_welch_degrees_of_freedom_are_the_satterthwaite_ones():
     d, se, df = welch(a, b)
     assert d == pytest.approx(1.0) and se == pytest.approx(math.sqrt(va + vb))
     assert df == pytest.approx((va + vb) ** 2 / (va**2 / 2 + vb**2 / 3))
+
+
+def test_a_gap_change_adds_the_two_variances_and_satterthwaite_degrees_of_freedom():
+    small = verdict(arm("a", 1.0 + PATTERN), arm("b", 0.0 + PATTERN), Margin(0.1), "min")
+    large = verdict(arm("a", 3.0 + 2 * PATTERN), arm("b", 0.0 + PATTERN), Margin(0.1), "min")
+    d, (lo, hi) = gap_change(small, large)
+    se = math.sqrt(small.se**2 + large.se**2)
+    df = se**4 / (small.se**4 / small.df + large.se**4 / large.df)
+    half = float(scipy_stats.t(df).ppf(0.975)) * se
+    assert d == pytest.approx(2.0) and (lo, hi) == pytest.approx((2.0 - half, 2.0 + half))
+    assert gap_change(large, small)[0] == pytest.approx(-2.0)  # the order of the settings is the sign
 
 
 def test_no_seed_variance_gives_normal_quantiles():

@@ -316,6 +316,18 @@ def beats_floor(value: float, floor: float, goal: Goal) -> bool:
     return _finite(value) and _sign(goal) * (value - floor) > 0
 
 
+def gap_change(first: Comparison, second: Comparison) -> tuple[float, tuple[float, float]]:
+    """How much the difference ``a − b`` of `second` exceeds that of `first` (two independent
+    settings), with its 95% interval: d = d₂ − d₁, se² = se₁² + se₂², Welch–Satterthwaite
+    df = se⁴ / (se₁⁴/df₁ + se₂⁴/df₂). NaN bounds where either side has no standard error."""
+    d = second.difference - first.difference
+    se = math.sqrt(first.se**2 + second.se**2)
+    parts = [c.se**4 / c.df for c in (first, second) if c.df > 0]
+    df = se**4 / sum(parts) if parts and sum(parts) > 0 else math.inf
+    _, interval_95, _ = _tests(d, se, df, 0.0)
+    return d, interval_95
+
+
 def compare(
     a: Arm, b: Arm, margin: Margin, goal: Goal, *, reference: float, floor: float | None
 ) -> Comparison:

@@ -170,24 +170,36 @@ def answers(groups: dict[tuple, list[dict[str, Any]]]) -> list[str]:
 
 
 def batch_answer(groups: dict[tuple, list[dict[str, Any]]]) -> str:
-    """SGD-SaI's verdict against AdamW and Nesterov at each batch size, and whether it changed."""
-    words: dict[str, list[str]] = {BASELINE: [], "nesterov": []}
-    parts = []
+    """SGD-SaI's verdict against AdamW and Nesterov at each batch size, whether the verdict changed,
+    and how far the gap moved between the two (`stats.gap_change`, with its 95% interval)."""
+    comparisons: dict[str, list[stats.Comparison]] = {BASELINE: [], "nesterov": []}
+    parts, goal = [], "min"
     for w in BATCH:
         found = settings_of(w, groups)
         ev = evaluate(found[0][1]) if found else None
-        for other in words:
+        for other, done in comparisons.items():
             if ev is None or "sgdsai" not in ev.arms or other not in ev.arms:
                 parts.append(f"{w.name} against {other}: not run yet")
                 continue
-            c = ev.compare("sgdsai", other)
-            words[other].append(c.verdict)
+            c, goal = ev.compare("sgdsai", other), ev.goal
+            done.append(c)
             parts.append(f"{w.name} against {other}: {verdict_text(c)}")
-    settled = [
-        f"against {other}: it " + ("does not change" if len(set(v)) == 1 else "changes")
-        for other, v in words.items()
-        if len(v) == len(BATCH) and stats.INCONCLUSIVE not in v and stats.BELOW_FLOOR not in v
-    ]
+    settled = []
+    for other, cs in comparisons.items():
+        words = {c.verdict for c in cs}
+        if len(cs) < len(BATCH) or words & {stats.INCONCLUSIVE, stats.BELOW_FLOOR}:
+            continue
+        d, (lo, hi) = stats.gap_change(*cs)
+        worse = (lambda x: x > 0) if goal == "min" else (lambda x: x < 0)
+        moved = (
+            "it moves against SGD-SaI" if worse(lo) and worse(hi)
+            else "it moves in SGD-SaI's favour" if not worse(lo) and not worse(hi) and lo * hi > 0
+            else "no clear move"
+        )  # fmt: skip
+        settled.append(
+            f"against {other} the verdict {'does not change' if len(words) == 1 else 'changes'}; "
+            f"the gap moves by {d:+.4f}, 95% [{lo:+.4f}, {hi:+.4f}]: {moved}"
+        )
     verdict = (
         "; ".join(settled) if settled else "not answerable yet (no conclusive verdict at both batch sizes)"
     )
