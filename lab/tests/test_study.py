@@ -34,8 +34,11 @@ def test_the_three_answers_follow_the_verdicts() -> None:
     text = "\n".join(study_markdown(group(_study()), None))
     assert "`sgdsai-numel` against `sgdsai`: Char-level LM, 16 × 128 tokens per step: sgdsai-numel" in text
     assert "128 × 128 tokens per step: not run yet (sgdsai-numel has no records)" in text
-    blocks = "`sgdsai-blocks-m` against `sgdsai`: Char-level LM, 16 × 128 tokens per step: not run yet"
-    assert f"{blocks} (sgdsai-blocks-m has no records)." in text  # the ablations run at one batch size
+    assert (
+        "where the embedding sets M: Char-level LM, 16 × 128 tokens per step: no `sgdsai` record with the"
+        in text
+    )
+    assert "BPE LM (GPT-2 on English BPE-8k): not run yet." in text
     assert "`sgdsai-m0` (no state beyond the scales) against `sgdsai`: Char-level LM, 16 × 128" in text
     # matches AdamW at 16 x 128, trails it at 128 x 128; beats Nesterov at both
     assert (
@@ -44,6 +47,28 @@ def test_the_three_answers_follow_the_verdicts() -> None:
     )  # beating Nesterov by less at the larger batch is a move against SGD-SaI too
     alone = "\n".join(study_markdown(group(_study(batch_128=False)), None))
     assert "not answerable yet" in alone
+
+
+def test_the_embedding_m_answer_names_the_tensor_that_set_m_and_compares_where_blocks_m_ran() -> None:
+    runs = lm_cell("sgdsai", 1.0, 1.40, preset="study-b", data="english") + lm_cell(
+        "sgdsai-blocks-m", 1.0, 1.30, preset="study-b", data="english"
+    )
+    runs += lm_cell("adamw", 1e-3, 1.20, preset="study-b", data="english")
+    runs[0]["sgdsai_scales"] = {"h.0.mlp": 0.18, "transformer.wte.weight": 1.0, "wpe": 0.09, "ln": 0.01}
+    text = "\n".join(study_markdown(group(runs), None))
+    assert (
+        "BPE LM (GPT-2 on English BPE-8k): M is set by `transformer.wte.weight`; the embedding "
+        "(`transformer.wte.weight`) gets 1 of the rate and the largest other tensor 0.18; "
+        "sgdsai-blocks-m 1.3000 (n 3, lr 1) vs sgdsai 1.4000 (n 3, lr 1)" in text
+    )
+    char = lm_cell("sgdsai", 1.0, 1.40) + lm_cell("adamw", 1e-3, 1.20)
+    char[0]["sgdsai_scales"] = {"h.0.mlp": 1.0, "transformer.wte.weight": 0.71}
+    text = "\n".join(study_markdown(group(char), None))
+    assert (
+        "16 × 128 tokens per step: M is set by `h.0.mlp`; the embedding (`transformer.wte.weight`) gets 0.71 of "
+        "the rate and the largest other tensor 1, so `sgdsai-blocks-m` is `sgdsai` here and was not run;"
+        in text
+    )
 
 
 def test_the_batch_size_plot_is_written_only_with_both_batch_sizes(tmp_path) -> None:

@@ -25,16 +25,21 @@ STUDY = "study"
 BASELINE = "adamw"
 AGAINST_ADAMW = ("sgdsai", "sgdsai-numel", "sgdsai-blocks-m", "sgdsai-m0", "nesterov", "muon")
 
+#: GPT-2's token embedding, tied to its output head
+GPT2_EMBEDDING = "transformer.wte.weight"
+
 
 @dataclass(frozen=True)
 class Workload:
     """A workload of the study: the records of the presets named in ``presets``, or (where that is
-    empty) of any study preset (named ``study…``) of one of ``tasks`` on ``data`` (any data if empty)."""
+    empty) of any study preset (named ``study…``) of one of ``tasks`` on ``data`` (any data if empty);
+    ``embedding`` names its embedding tensor where the embedding-M question is asked of it."""
 
     name: str
     presets: tuple[str, ...] = ()
     tasks: tuple[str, ...] = ()
     data: str = ""
+    embedding: str = ""
 
     def matches(self, record: dict[str, Any]) -> bool:
         c = record["config"]
@@ -45,16 +50,19 @@ class Workload:
 
 
 WORKLOADS = (
-    Workload("Char-level LM, 16 × 128 tokens per step", presets=("study-a16",)),
+    Workload("Char-level LM, 16 × 128 tokens per step", presets=("study-a16",), embedding=GPT2_EMBEDDING),
     Workload("Char-level LM, 128 × 128 tokens per step", presets=("study-a128",)),
-    Workload("BPE LM (GPT-2 on English BPE-8k)", tasks=("gpt2",), data="english"),
+    Workload("BPE LM (GPT-2 on English BPE-8k)", tasks=("gpt2",), data="english", embedding=GPT2_EMBEDDING),
     Workload("ViT on Fashion-MNIST", tasks=("vit",)),
     Workload("LoRA", tasks=("lora", "lora-cls")),
 )
 #: the two batch sizes of the batch-size question (the first two workloads: equal tokens)
 BATCH = WORKLOADS[:2]
-#: the workload whose preset runs the SGD-SaI ablations (blocks-M, momentum 0)
-ABLATED = WORKLOADS[0]
+#: where the embedding-M ablation is answered: at char level a block sets M, so the ablation is the
+#: identity there and its preset does not run it; BPE's 8k-token embedding sets it (`m_setter` says)
+EMBEDDING_M = (WORKLOADS[0], WORKLOADS[2])
+#: the workload whose preset runs the momentum-0 ablation
+STATELESS = WORKLOADS[0]
 
 
 def _fmt(value: float, metric: str) -> str:
@@ -154,14 +162,42 @@ def _pair(groups: dict[tuple, list[dict[str, Any]]], workload: Workload, a: str,
     return f"{workload.name}: {comparison_line(ev, a, b)}"
 
 
+def m_setter(runs: list[dict[str, Any]], embedding: str) -> tuple[str, bool]:
+    """Which tensor set M in a setting's first `sgdsai` record (the one whose scale is 1), the scale
+    of the ``embedding`` tensor and the largest of the others', and whether a block set M (then M over
+    the blocks is the same M, and `sgdsai-blocks-m` is `sgdsai` step for step)."""
+    scales = next((r.get("sgdsai_scales") for r in runs if r["config"]["optimizer"] == "sgdsai"), None)
+    if not scales or embedding not in scales:
+        return f"no `sgdsai` record with the scale of `{embedding}`", False
+    top = max(scales, key=scales.__getitem__)
+    others = max(v for name, v in scales.items() if name != embedding)
+    text = (
+        f"M is set by `{top}`; the embedding (`{embedding}`) gets {scales[embedding]:.3g} of the rate "
+        f"and the largest other tensor {others:.3g}"
+    )
+    return text, top != embedding
+
+
+def _embedding_m(groups: dict[tuple, list[dict[str, Any]]], workload: Workload) -> str:
+    found = settings_of(workload, groups)
+    if not found:
+        return f"{workload.name}: not run yet"
+    setter, block_sets_m = m_setter(found[0][1], workload.embedding)
+    if block_sets_m and "sgdsai-blocks-m" not in evaluate(found[0][1]).arms:
+        return f"{workload.name}: {setter}, so `sgdsai-blocks-m` is `sgdsai` here and was not run"
+    comparison = _pair(groups, workload, "sgdsai-blocks-m", "sgdsai").removeprefix(f"{workload.name}: ")
+    return f"{workload.name}: {setter}; {comparison}"
+
+
 def answers(groups: dict[tuple, list[dict[str, Any]]]) -> list[str]:
     """The study's answers: √numel, the embedding M, momentum 0 and the batch size."""
     numel = "; ".join(_pair(groups, w, "sgdsai-numel", "sgdsai") for w in BATCH)
-    blocks = _pair(groups, ABLATED, "sgdsai-blocks-m", "sgdsai")  # the ablations ran at one batch size
-    stateless = _pair(groups, ABLATED, "sgdsai-m0", "sgdsai")
+    blocks = "; ".join(_embedding_m(groups, w) for w in EMBEDDING_M)
+    stateless = _pair(groups, STATELESS, "sgdsai-m0", "sgdsai")  # the ablation ran at one batch size
     return [
         f"- **Does measuring the g-SNR matter (√numel)?** `sgdsai-numel` against `sgdsai`: {numel}.",
-        f"- **Does the embedding set M (embedding-M)?** `sgdsai-blocks-m` against `sgdsai`: {blocks}.",
+        f"- **Does the embedding set M (embedding-M)?** The first-step scales of `sgdsai`, and "
+        f"`sgdsai-blocks-m` against `sgdsai` where the embedding sets M: {blocks}.",
         f"- **Does the momentum buffer earn its memory?** `sgdsai-m0` (no state beyond the scales) "
         f"against `sgdsai`: {stateless}.",
         f"- **Does SGD-SaI's standing change with batch size** (16 × 128 vs 128 × 128 tokens per step, "
