@@ -121,3 +121,31 @@ def test_the_command_line_prints_a_bad_preset_as_one_line_and_exits_2(tmp_path, 
 def test_the_command_line_names_the_presets_for_an_unknown_one(capsys) -> None:
     assert cli.main(["sweep", "gpt2", "--preset", "quik"]) == 2
     assert "--preset: 'quik' is not one of" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["--preset", "quick", "--only", "lion"],
+            "--only: 'lion' not in the grid of preset quick (sgdsai, adamw",
+        ),
+        (["--only", "adamw"], "--only: selects optimizers of a --preset; without one, use --optimizers"),
+    ],
+)
+def test_only_names_the_preset_grid_it_must_choose_from(tmp_path, capsys, argv, message) -> None:
+    assert cli.main(["sweep", "gpt2", *argv, "--records", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # nothing ran
+
+
+def test_only_runs_the_chosen_optimizers_of_a_preset_in_the_order_given(monkeypatch, tmp_path) -> None:
+    ran: list[str] = []
+    monkeypatch.setattr(sweep, "run_sweep", lambda configs, *_: ran.extend(c.optimizer for c in configs))
+    monkeypatch.setattr(sweep, "best_seed_configs", lambda *_: [])
+    args = cli.build_parser().parse_args(
+        ["sweep", "gpt2", "--preset", "quick", "--only", "adamw", "sgdsai", "--records", str(tmp_path)]
+    )
+    sweep.run_preset(presets.find("quick"), args)
+    assert ran and ran == sorted(ran)  # every adamw run before any sgdsai run
+    assert set(ran) == {"adamw", "sgdsai"} and ran[0] == "adamw"

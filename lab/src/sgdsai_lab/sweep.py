@@ -85,6 +85,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"see {presets.__name__}): "
         + "; ".join(f"{n}: {presets.find(n).description}" for n in presets.names()),
     )
+    p.add_argument(
+        "--only",
+        metavar="OPTIMIZER",
+        nargs="+",
+        default=None,
+        help="with --preset: run only these optimizers of its grid, in this order (each with its "
+        "extensions and extra seeds), e.g. to split a long preset between two processes",
+    )
     p.set_defaults(run=_main)
 
 
@@ -163,8 +171,17 @@ def run_preset(preset: presets.Preset, args: argparse.Namespace) -> None:
     """Each optimizer in turn, to completion: its grid, the extensions while its best lr lies at
     an edge, then the extra seeds at its best point. So the first optimizers of a long preset are
     comparable before the last have started."""
+    from sgdsai_lab.config import ConfigError
+
     grid_configs = preset_configs(preset, args)
-    for optimizer in preset.grid:
+    only = args.only or list(preset.grid)
+    unknown = [o for o in only if o not in preset.grid]
+    if unknown:
+        raise ConfigError(
+            f"--only: {', '.join(map(repr, unknown))} not in the grid of preset {preset.name} "
+            f"({', '.join(preset.grid)})"
+        )
+    for optimizer in only:
         configs = [c for c in grid_configs if c.optimizer == optimizer]
         run_sweep(configs, args.records, args.device, args.checkpoint_every)
         for _ in range(preset.extend):
@@ -194,6 +211,10 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
 
 
 def _main(args: argparse.Namespace) -> int:
+    if args.only and not args.preset:
+        from sgdsai_lab.config import ConfigError
+
+        raise ConfigError("--only: selects optimizers of a --preset; without one, use --optimizers")
     if args.preset:
         run_preset(presets.find(args.preset), args)
     else:
