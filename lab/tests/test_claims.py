@@ -6,7 +6,16 @@ from __future__ import annotations
 import pytest
 
 from sgdsai_lab.analysis import group, setting
-from sgdsai_lab.claims import RULES, Stated, claims_markdown, evaluate, label, properties, recorded_floor
+from sgdsai_lab.claims import (
+    RULES,
+    Stated,
+    claims_markdown,
+    evaluate,
+    label,
+    properties,
+    recorded_eval_size,
+    recorded_floor,
+)
 from sgdsai_lab.stats import Margin
 
 from .fake_records import accuracy_record, lm_cell, lm_record, run_record
@@ -83,6 +92,22 @@ def test_a_floor_evaluated_again_in_its_last_digits_is_one_floor_and_a_different
     runs[1]["floors"]["bigram_test"] = 4.31
     with pytest.raises(ValueError, match="different test floors"):
         recorded_floor(runs, "test_loss")
+
+
+def test_an_accuracy_counts_the_noise_of_the_evaluation_set_its_records_declare() -> None:
+    runs = _bracketed("sgdsai", 0.805) + _bracketed("adamw", 0.81)
+    assert recorded_eval_size(runs, "val_accuracy") is None  # older records: not counted, and said so
+    assert "(evaluation-set noise not counted)" in _matches_row(runs)
+    for r in runs:
+        r["eval_sizes"] = {"val": 500, "test": 1000}
+    assert recorded_eval_size(runs, "val_accuracy") == 500 and recorded_eval_size(runs, "val_loss") is None
+    ev = evaluate(runs)
+    assert ev.stated.eval_size == 500
+    assert ev.arms["adamw"].cell.eval_se == pytest.approx((0.81 * 0.19 / 500) ** 0.5, rel=1e-2)
+    assert "(evaluation-set noise not counted)" not in _matches_row(runs)
+    runs[0]["eval_sizes"] = {"val": 400, "test": 1000}
+    with pytest.raises(ValueError, match="different val set sizes"):
+        recorded_eval_size(runs, "val_accuracy")
 
 
 def _matches_row(runs: list[dict]) -> str:

@@ -61,8 +61,9 @@ RULES = (
     "validation metric with the caveat *no held-out test split*; the reported mean leaves seed 0 (the "
     "seed that chose the cell) out where 3 other seeds exist, else says that seed 0 chose it",
     *stats.RULES,
-    "margins (and robustness distances): 1 point of accuracy, 1% of the loss; an accuracy whose "
-    "evaluation-set size is not stated is shown without the binomial term",
+    "margins (and robustness distances): 1 point of accuracy, 1% of the loss; an accuracy's "
+    "evaluation-set size m comes from its records (`eval_sizes`); one whose records do not state it "
+    "(older ones) is shown without the binomial term, and says so",
     "floors come from the records, of the model the task declares (LM: `floors.bigram_test`, `bigram_val`; "
     "image: `floors.linear_test`, `linear_val`; LoRA classifier: `majority_test`, `majority_val`; LoRA LM: "
     "`untrained_test`, `untrained_val`): a setting whose records state none is *inconclusive*",
@@ -175,12 +176,12 @@ class Evaluated:
 def evaluate(runs: list[dict[str, Any]], stated: Stated | None = None) -> Evaluated:
     """One setting's best cells: chosen on the selection metric by seed 0, reported on the report
     metric over `reported_runs`. ``stated``: what the setting stated before
-    its runs (default: the margin of its report metric, the floor its records declare for that split,
-    no evaluation-set size)."""
+    its runs (default: the margin of its report metric, the floor and evaluation-set size its records
+    declare for that split)."""
     rows = summarise(runs)
     selection = metric_of(runs)
     metric = report_metric(runs, selection)
-    stated = stated or Stated(MARGINS[metric], recorded_floor(runs, metric))
+    stated = stated or Stated(MARGINS[metric], recorded_floor(runs, metric), recorded_eval_size(runs, metric))
     best = best_rows(rows, selection)
     arms, chooser = {}, {}
     eval_size = stated.eval_size if metric.endswith("accuracy") else None
@@ -237,6 +238,21 @@ def recorded_floor(runs: list[dict[str, Any]], metric: str, model: str | None = 
     if not math.isclose(floors[0], floors[-1], rel_tol=FLOOR_RTOL):
         raise ValueError(f"the records of one setting declare different {split} floors: {floors}")
     return floors[0]
+
+
+def recorded_eval_size(runs: list[dict[str, Any]], metric: str) -> int | None:
+    """The number of examples ``metric``'s split was measured on, as classification tasks declare it
+    in their records (``eval_sizes``); ``None`` for a loss, or where some record declares none (older
+    records: their accuracies' evaluation-set noise is then not counted, and the report says so)."""
+    if not metric.endswith("accuracy"):
+        return None
+    split = metric.split("_")[0]
+    sizes = {(r.get("eval_sizes") or {}).get(split) for r in runs}
+    if None in sizes:
+        return None
+    if len(sizes) > 1:
+        raise ValueError(f"the records of one setting declare different {split} set sizes: {sorted(sizes)}")
+    return sizes.pop()
 
 
 def lr_grid(rows: list[dict[str, Any]], optimizer: str, metric: str) -> dict[float, float | None]:

@@ -155,6 +155,7 @@ def run(
         "metrics": metrics,
         "chance_accuracy": task.info.get("chance_accuracy"),
         "floors": task.info.get("floors"),
+        "eval_sizes": task.info.get("eval_sizes"),
         "tokens_per_step": task.info.get("tokens_per_step"),
         "peak_rss_mib": _peak_rss_mib(),
         "loss_curve": losses,

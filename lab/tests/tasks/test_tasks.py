@@ -101,6 +101,20 @@ def test_a_classification_task_says_what_a_diverged_run_scores(name: str) -> Non
     assert task_spec(name).goal == "max" and 0 < task.info["chance_accuracy"] < 1
 
 
+@pytest.mark.parametrize("name", ["vit", "cnn", "lora-cls"])
+def test_a_classification_task_declares_the_size_its_accuracies_are_counted_over(name: str) -> None:
+    """Each accuracy is k / m for the declared m: the binomial noise the verdicts add depends on it."""
+    if name.startswith("lora"):
+        pytest.importorskip("peft")
+    task = build_task(name, "synthetic", "tiny", 0, 4)
+    sizes = task.info["eval_sizes"]
+    assert set(sizes) == {"val", "test"} and all(isinstance(m, int) and m > 0 for m in sizes.values())
+    metrics = task.evaluate(task.model)
+    for split, m in sizes.items():
+        hits = metrics[f"{split}_accuracy"] * m
+        assert abs(hits - round(hits)) < 1e-2, (split, m, metrics[f"{split}_accuracy"])
+
+
 def test_the_docs_table_of_metrics_and_floors_equals_the_declarations() -> None:
     docs = (Path(__file__).resolve().parents[3] / "docs" / "experiments.md").read_text()
     for name in TASKS:

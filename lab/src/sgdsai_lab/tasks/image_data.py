@@ -106,6 +106,11 @@ def digest(splits: ImageSplits) -> str:
     return h.hexdigest()
 
 
+def eval_sizes(splits: ImageSplits) -> dict[str, int]:
+    """The number of images in each evaluation split: what an accuracy's binomial noise depends on."""
+    return {"val": len(splits.val[1]), "test": len(splits.test[1])}
+
+
 def linear_floors(splits: ImageSplits, *, cached: bool = False) -> dict[str, float]:
     """The splits' linear floors; with ``cached``, read from (else fitted once and kept in) the data
     cache (`sgdsai_lab.fetch.cached_json`, kind ``floors``), keyed by `digest` and the torch version."""

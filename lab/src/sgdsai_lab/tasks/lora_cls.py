@@ -189,6 +189,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         ],
         info={  # Adam-mini's per-head blocks do not fit rank-r factors: it treats them as plain Adam
             "floors": floors,
+            "eval_sizes": {name: len(rows) for name, rows in held_rows.items()},
             "chance_accuracy": 1 / CLASSES,  # what a diverged run counts as in grid averages
             "dim": config.hidden_size,
             "n_heads": config.num_attention_heads,

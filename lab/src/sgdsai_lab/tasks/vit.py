@@ -64,6 +64,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         info={  # Adam-mini: non-matrix tensors (tokens, conv patches) get per-coordinate Adam
             "chance_accuracy": 0.1,
             "floors": image_data.linear_floors(splits, cached=data in image_data.CACHED),
+            "eval_sizes": image_data.eval_sizes(splits),
             "io_names": [
                 "vit.embeddings.cls_token",
                 "vit.embeddings.position_embeddings",
