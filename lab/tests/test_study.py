@@ -71,6 +71,22 @@ def test_the_embedding_m_answer_names_the_tensor_that_set_m_and_compares_where_b
     )
 
 
+def test_a_workload_of_two_settings_answers_for_each_of_them() -> None:
+    from sgdsai_lab.config import task_revision
+
+    runs = []
+    for steps, sgdsai in ((60, 1.40), (150, 1.20)):  # as the two LoRA tasks are two settings
+        config = dict(task="lora", preset="study-d-lora", steps=steps)
+        for record in lm_cell("sgdsai", 1.0, sgdsai, **config) + lm_cell("adamw", 1e-3, 1.20, **config):
+            record["task_revision"] = task_revision("lora")
+            record["floors"] = {"untrained_val": 3.0, "untrained_test": 3.0}
+            runs.append(record)
+    text = "\n".join(study_markdown(group(runs), None))
+    headline = next(line for line in text.splitlines() if line.startswith("**So far"))
+    assert "**trails** in 1 (LoRA (lora tiny / stdlib, 60 steps" in headline
+    assert "**matches** in 1 (LoRA (lora tiny / stdlib, 150 steps" in headline
+
+
 def test_the_batch_size_plot_is_written_only_with_both_batch_sizes(tmp_path) -> None:
     assert batch_plot(group(_study(batch_128=False)), tmp_path) is None
     name = batch_plot(group(_study()), tmp_path)

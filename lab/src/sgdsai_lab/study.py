@@ -18,6 +18,7 @@ from typing import Any
 from sgdsai_lab import stats
 from sgdsai_lab.analysis import describe, smooth
 from sgdsai_lab.claims import Evaluated, diff_text, evaluate, floor_model, label, lr_grid
+from sgdsai_lab.config import task_revision
 
 #: the prefix of the study's preset names
 STUDY = "study"
@@ -74,8 +75,26 @@ def _fmt(value: float, metric: str) -> str:
 def settings_of(
     workload: Workload, groups: dict[tuple, list[dict[str, Any]]]
 ) -> list[tuple[tuple, list[dict[str, Any]]]]:
-    """The settings (key and every record of it) in which ``workload``'s presets ran."""
-    return [(key, runs) for key, runs in groups.items() if any(workload.matches(r) for r in runs)]
+    """The settings (key and every record of it) in which ``workload``'s presets ran: those at their
+    task's current revision first (a superseded one is still shown, after them), then by name."""
+    found = [(key, runs) for key, runs in groups.items() if any(workload.matches(r) for r in runs)]
+    return sorted(found, key=lambda kr: (not _current(kr[0]), str(kr[0])))
+
+
+def _current(key: tuple) -> bool:
+    d = describe(key)
+    return d["task_revision"] == task_revision(d["task"])
+
+
+def cases(
+    workload: Workload, groups: dict[tuple, list[dict[str, Any]]]
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """Each setting of ``workload`` with its name: the workload's, or with two or more settings
+    (the two LoRA tasks), the workload's and the setting's label (`sgdsai_lab.claims.label`)."""
+    found = settings_of(workload, groups)
+    if len(found) == 1:
+        return [(workload.name, found[0][1])]
+    return [(f"{workload.name} ({label(key, runs)})", runs) for key, runs in found]
 
 
 def _arm_text(ev: Evaluated, opt: str) -> str:
@@ -152,14 +171,18 @@ def paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) -> lis
 
 
 def _pair(groups: dict[tuple, list[dict[str, Any]]], workload: Workload, a: str, b: str) -> str:
-    found = settings_of(workload, groups)
+    found = cases(workload, groups)
     if not found:
         return f"{workload.name}: not run yet"
-    ev = evaluate(found[0][1])
-    missing = [o for o in (a, b) if o not in ev.arms]
-    if missing:
-        return f"{workload.name}: not run yet ({', '.join(missing)} has no records)"
-    return f"{workload.name}: {comparison_line(ev, a, b)}"
+    parts = []
+    for name, runs in found:
+        ev = evaluate(runs)
+        missing = [o for o in (a, b) if o not in ev.arms]
+        if missing:
+            parts.append(f"{name}: not run yet ({', '.join(missing)} has no records)")
+        else:
+            parts.append(f"{name}: {comparison_line(ev, a, b)}")
+    return "; ".join(parts)
 
 
 def m_setter(runs: list[dict[str, Any]], embedding: str) -> tuple[str, bool]:
@@ -354,12 +377,12 @@ def headline(groups: dict[tuple, list[dict[str, Any]]]) -> str:
     """SGD-SaI's verdict against tuned AdamW in every workload, in one line, losses first."""
     words: dict[str, list[str]] = {}
     for w in WORKLOADS:
-        found = settings_of(w, groups)
-        ev = evaluate(found[0][1]) if found else None
-        verdict = "not run yet"
-        if ev is not None and {"sgdsai", BASELINE} <= set(ev.arms):
-            verdict = ev.compare("sgdsai", BASELINE).verdict
-        words.setdefault(verdict, []).append(w.name)
+        for name, runs in cases(w, groups) or [(w.name, [])]:
+            ev = evaluate(runs) if runs else None
+            verdict = "not run yet"
+            if ev is not None and {"sgdsai", BASELINE} <= set(ev.arms):
+                verdict = ev.compare("sgdsai", BASELINE).verdict
+            words.setdefault(verdict, []).append(name)
     order = [stats.TRAILS, stats.BELOW_FLOOR, stats.INCONCLUSIVE, stats.MATCHES, stats.BEATS, "not run yet"]
     parts = [f"**{v}** in {len(words[v])} ({'; '.join(words[v])})" for v in order if v in words]
     return "**So far, `sgdsai` against tuned AdamW:** " + ", ".join(parts) + "."
