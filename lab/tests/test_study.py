@@ -30,6 +30,19 @@ def test_each_workload_gets_its_numbers_and_verdict_or_not_run_yet() -> None:
         assert f"**{name}" in text and "not run yet (no records of its study preset;" in text
 
 
+def test_the_readme_paragraph_is_the_brief_one_with_the_95_interval_and_the_same_verdicts() -> None:
+    full = "\n".join(study_markdown(group(_study()), None))
+    brief = "\n".join(study_markdown(group(_study()), None, brief=True))
+    a16 = next(line for line in brief.splitlines() if line.startswith(f"**{WORKLOADS[0].name}**"))
+    assert "test loss, floor (bigram, test) 2.4200; 20 runs, 0.0 h. `adamw` 1.400 (lr 0.001, n 3)." in a16
+    assert "`nesterov` 1.600 (lr 0.1, n 3): Δ +0.200 [+0.198, +0.202] — **trails**" in a16
+    assert "90% [" not in brief and "90% [" in full and "margin" not in a16
+    assert [line.count("**trails**") for line in brief.splitlines()] == [
+        line.count("**trails**") for line in full.splitlines()
+    ]
+    assert len(brief) < len(full)
+
+
 def test_the_three_answers_follow_the_verdicts() -> None:
     text = "\n".join(study_markdown(group(_study()), None))
     assert "`sgdsai-numel` against `sgdsai`: Char-level LM, 16 × 128 tokens per step: sgdsai-numel" in text

@@ -66,10 +66,10 @@ EMBEDDING_M = (WORKLOADS[0], WORKLOADS[2])
 STATELESS = WORKLOADS[0]
 
 
-def _fmt(value: float, metric: str) -> str:
+def _fmt(value: float, metric: str, digits: int = 4) -> str:
     if not math.isfinite(value):
         return "diverged"
-    return f"{100 * value:.2f}%" if metric.endswith("accuracy") else f"{value:.4f}"
+    return f"{100 * value:.2f}%" if metric.endswith("accuracy") else f"{value:.{digits}f}"
 
 
 def settings_of(
@@ -97,9 +97,23 @@ def cases(
     return [(f"{workload.name} ({label(key, runs)})", runs) for key, runs in found]
 
 
-def _arm_text(ev: Evaluated, opt: str) -> str:
+def _arm_text(ev: Evaluated, opt: str, *, brief: bool = False) -> str:
     arm, row = ev.arms[opt], ev.best[opt]
+    if brief:
+        return f"`{opt}` {_fmt(arm.cell.mean, ev.metric, 3)} (lr {row['lr']:g}, n {arm.cell.n})"
     return f"{opt} {_fmt(arm.cell.mean, ev.metric)} (n {arm.cell.n}, lr {row['lr']:g})"
+
+
+def brief_diff(c: stats.Comparison, metric: str) -> str:
+    """The difference and its 95% interval, in the metric's units (points for an accuracy)."""
+    scale, unit, spec = (100, " pt", "+.2f") if metric.endswith("accuracy") else (1, "", "+.3f")
+    if not math.isfinite(c.difference):
+        return "Δ —"
+    lo, hi = c.interval_95
+    interval = (
+        f" [{scale * lo:{spec}}, {scale * hi:{spec}}]" if math.isfinite(lo) and math.isfinite(hi) else ""
+    )
+    return f"Δ {scale * c.difference:{spec}}{unit}{interval}"
 
 
 def _rss(row: dict[str, Any]) -> str:
@@ -112,9 +126,13 @@ def verdict_text(c: stats.Comparison) -> str:
     return f"**{c.verdict}**" + (f" ({c.reason})" if c.reason else "")
 
 
-def comparison_line(ev: Evaluated, a: str, b: str) -> str:
-    """``a`` against ``b`` in one setting: both values, the difference with its intervals, the verdict."""
+def comparison_line(ev: Evaluated, a: str, b: str, *, brief: bool = False) -> str:
+    """``a`` against ``b`` in one setting: both values, the difference with its intervals, the
+    verdict; ``brief``: the 95% interval only (the 90% one and the margin are in the report)."""
     c = ev.compare(a, b)
+    if brief:
+        arms = f"{_arm_text(ev, a, brief=True)} vs {_arm_text(ev, b, brief=True)}"
+        return f"{arms}: {brief_diff(c, ev.metric)} — {verdict_text(c)}"
     return (
         f"{_arm_text(ev, a)} vs {_arm_text(ev, b)}: {diff_text(c, ev.metric, ev.stated)} — {verdict_text(c)}"
     )
@@ -149,7 +167,29 @@ def _floor_text(ev: Evaluated, model: str | None) -> str:
     return f"floor ({model}, {split}) {_fmt(floor, ev.metric)}"
 
 
-def paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) -> list[str]:
+def brief_paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) -> str:
+    """The README's paragraph for one setting of a workload: AdamW's best cell, every other
+    optimizer's against it (difference, 95% interval, verdict), time to AdamW's loss, the cost."""
+    ev = evaluate(runs)
+    hours = sum(r["wall_clock_s"] for r in runs) / 3600
+    head = (
+        f"**{workload.name}** — {label(key, runs)}; {ev.metric.replace('_', ' ')}, "
+        f"{_floor_text(ev, floor_model(runs))}; {len(runs)} runs, {hours:.1f} h."
+    )
+    if BASELINE not in ev.arms:
+        return f"{head} AdamW not run yet: no verdict against it."
+    against = [
+        f"{_arm_text(ev, opt, brief=True)}: {brief_diff(ev.compare(opt, BASELINE), ev.metric)} "
+        f"— {verdict_text(ev.compare(opt, BASELINE))}"
+        for opt in AGAINST_ADAMW
+        if opt in ev.arms
+    ]
+    verdicts = f"Against it (Δ, 95% interval): {'; '.join(against)}." if against else ""
+    return " ".join(part for part in (head, f"{_arm_text(ev, BASELINE, brief=True)}.", verdicts,
+                                      time_to_target(ev)) if part)  # fmt: skip
+
+
+def paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) -> str:
     """One workload's paragraph for one of its settings: the setting, the verdicts against AdamW,
     then every best cell with its memory, time to AdamW's loss and what the runs cost."""
     ev = evaluate(runs)
@@ -164,13 +204,15 @@ def paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) -> lis
     cost = [f"Best cells so far: {ran}.", f"{len(runs)} runs so far, {hours:.1f} h of wall-clock in all."]
     if BASELINE not in ev.arms:
         verdicts = f"AdamW not run yet: no verdict against it ({len(runs)} run(s) so far)."
-        return [" ".join([head, verdicts, *cost])]
+        return " ".join([head, verdicts, *cost])
     against = [comparison_line(ev, opt, BASELINE) for opt in AGAINST_ADAMW if opt in ev.arms]
     verdicts = f"Against AdamW: {'; '.join(against)}." if against else "No SGD-SaI run yet."
-    return [" ".join(line for line in (head, verdicts, cost[0], time_to_target(ev), cost[1]) if line)]
+    return " ".join(line for line in (head, verdicts, cost[0], time_to_target(ev), cost[1]) if line)
 
 
-def _pair(groups: dict[tuple, list[dict[str, Any]]], workload: Workload, a: str, b: str) -> str:
+def _pair(
+    groups: dict[tuple, list[dict[str, Any]]], workload: Workload, a: str, b: str, *, brief: bool = False
+) -> str:
     found = cases(workload, groups)
     if not found:
         return f"{workload.name}: not run yet"
@@ -181,7 +223,7 @@ def _pair(groups: dict[tuple, list[dict[str, Any]]], workload: Workload, a: str,
         if missing:
             parts.append(f"{name}: not run yet ({', '.join(missing)} has no records)")
         else:
-            parts.append(f"{name}: {comparison_line(ev, a, b)}")
+            parts.append(f"{name}: {comparison_line(ev, a, b, brief=brief)}")
     return "; ".join(parts)
 
 
@@ -201,22 +243,26 @@ def m_setter(runs: list[dict[str, Any]], embedding: str) -> tuple[str, bool]:
     return text, top != embedding
 
 
-def _embedding_m(groups: dict[tuple, list[dict[str, Any]]], workload: Workload) -> str:
+def _embedding_m(
+    groups: dict[tuple, list[dict[str, Any]]], workload: Workload, *, brief: bool = False
+) -> str:
     found = settings_of(workload, groups)
     if not found:
         return f"{workload.name}: not run yet"
     setter, block_sets_m = m_setter(found[0][1], workload.embedding)
     if block_sets_m and "sgdsai-blocks-m" not in evaluate(found[0][1]).arms:
         return f"{workload.name}: {setter}, so `sgdsai-blocks-m` is `sgdsai` here and was not run"
-    comparison = _pair(groups, workload, "sgdsai-blocks-m", "sgdsai").removeprefix(f"{workload.name}: ")
+    comparison = _pair(groups, workload, "sgdsai-blocks-m", "sgdsai", brief=brief).removeprefix(
+        f"{workload.name}: "
+    )
     return f"{workload.name}: {setter}; {comparison}"
 
 
-def answers(groups: dict[tuple, list[dict[str, Any]]]) -> list[str]:
+def answers(groups: dict[tuple, list[dict[str, Any]]], *, brief: bool = False) -> list[str]:
     """The study's answers: √numel, the embedding M, momentum 0 and the batch size."""
-    numel = "; ".join(_pair(groups, w, "sgdsai-numel", "sgdsai") for w in BATCH)
-    blocks = "; ".join(_embedding_m(groups, w) for w in EMBEDDING_M)
-    stateless = _pair(groups, STATELESS, "sgdsai-m0", "sgdsai")  # the ablation ran at one batch size
+    numel = "; ".join(_pair(groups, w, "sgdsai-numel", "sgdsai", brief=brief) for w in BATCH)
+    blocks = "; ".join(_embedding_m(groups, w, brief=brief) for w in EMBEDDING_M)
+    stateless = _pair(groups, STATELESS, "sgdsai-m0", "sgdsai", brief=brief)  # ran at one batch size
     return [
         f"- **Does measuring the g-SNR matter (√numel)?** `sgdsai-numel` against `sgdsai`: {numel}.",
         f"- **Does the embedding set M (embedding-M)?** The first-step scales of `sgdsai`, and "
@@ -388,13 +434,22 @@ def headline(groups: dict[tuple, list[dict[str, Any]]]) -> str:
     return "**So far, `sgdsai` against tuned AdamW:** " + ", ".join(parts) + "."
 
 
-def study_markdown(groups: dict[tuple, list[dict[str, Any]]], out: Path | None) -> list[str]:
-    """The study's block: a paragraph per workload, the three answers, and (with ``out``) the
-    batch-size plot written there and linked."""
+def study_markdown(
+    groups: dict[tuple, list[dict[str, Any]]], out: Path | None, *, brief: bool = False
+) -> list[str]:
+    """The study's block: a paragraph per workload, the answers, and (with ``out``) the plots
+    written there and linked; ``brief`` (the README's): the short paragraphs, 95% intervals only."""
     lines = [
         "Generated from the records by `sgdsai report`: each optimizer's best cell chosen on the "
         "validation metric by seed 0, reported on the test split; verdict words from the rules under "
-        "the claims table.",
+        "the claims table."
+        + (
+            " Δ is the best cell minus AdamW's (for a loss, positive is worse), with its 95% Welch "
+            "interval; n seeds per cell; the 90% intervals, margins, memory and per-cell detail are in "
+            "[the report](experiments/report/report.md)."
+            if brief
+            else ""
+        ),
         "",
         headline(groups),
         "",
@@ -408,8 +463,8 @@ def study_markdown(groups: dict[tuple, list[dict[str, Any]]], out: Path | None) 
                 "",
             ]
         for key, runs in found:
-            lines += [*paragraph(w, key, runs), ""]
-    lines += answers(groups)
+            lines += [brief_paragraph(w, key, runs) if brief else paragraph(w, key, runs), ""]
+    lines += answers(groups, brief=brief)
     if out is not None:
         for plot, alt in (
             (against_adamw_plot(groups, out), "against AdamW"),
