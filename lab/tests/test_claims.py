@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from sgdsai_lab import records
 from sgdsai_lab.analysis import group, setting
 from sgdsai_lab.claims import (
     RULES,
@@ -108,6 +109,20 @@ def test_an_accuracy_counts_the_noise_of_the_evaluation_set_its_records_declare(
     runs[0]["eval_sizes"] = {"val": 400, "test": 1000}
     with pytest.raises(ValueError, match="different val set sizes"):
         recorded_eval_size(runs, "val_accuracy")
+
+
+def test_recorded_outcomes_pair_the_evaluation_noise_of_two_cells() -> None:
+    runs = _bracketed("sgdsai", 0.805) + _bracketed("adamw", 0.81)
+    for r in runs:
+        r["eval_sizes"] = {"val": 8}
+        hits = round(8 * r["metrics"]["val_accuracy"])
+        r["eval_correct"] = {"val": records.pack_flags([i < hits for i in range(8)])}
+    ev = evaluate(runs)
+    assert set(ev.outcomes) == {"sgdsai", "adamw"} and len(ev.outcomes["adamw"]) == 3
+    c = ev.compare("sgdsai", "adamw")
+    assert c.paired and "(evaluation-set noise paired over the 8 examples)" in _matches_row(runs)
+    del runs[0]["eval_correct"]  # a best-cell seed without outcomes: that arm falls back to binomial
+    assert not evaluate(runs).compare("sgdsai", "adamw").paired
 
 
 def _matches_row(runs: list[dict]) -> str:

@@ -131,6 +131,7 @@ def test_the_command_line_names_the_presets_for_an_unknown_one(capsys) -> None:
             "--only: 'lion' not in the grid of preset quick (sgdsai, adamw",
         ),
         (["--only", "adamw"], "--only: selects optimizers of a --preset; without one, use --optimizers"),
+        (["--preset", "quick", "--only", "adamw", "adamw"], "--only: each optimizer once, not adamw adamw"),
     ],
 )
 def test_only_names_the_preset_grid_it_must_choose_from(tmp_path, capsys, argv, message) -> None:

@@ -11,6 +11,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sgdsai_lab import records
 
@@ -183,3 +185,16 @@ def test_every_record_in_the_repository_is_current() -> None:
     assert old == [], f"{len(old)} records in an older format; run python lab/scripts/migrate_records.py"
     for path in paths:
         records.read(path)
+
+
+@given(st.lists(st.booleans(), max_size=40))
+def test_packed_flags_read_back_as_written(flags) -> None:
+    text = records.pack_flags(flags)
+    assert records.unpack_flags(text, len(flags)) == flags
+    assert len(text) == -(-len(flags) // 4) and set(text) <= set("0123456789abcdef")
+
+
+def test_packed_flags_of_another_count_are_refused() -> None:
+    text = records.pack_flags([True] * 9)  # three hex digits
+    with pytest.raises(ValueError, match="cannot hold exactly 13 flags"):
+        records.unpack_flags(text, 13)

@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from sgdsai_lab import records
 from sgdsai_lab.cli import main
 from sgdsai_lab.config import RunConfig
 from sgdsai_lab.run import lr_factor, record_path, run
@@ -41,7 +42,15 @@ def test_divergence_is_recorded_not_raised() -> None:
     record = run(config)
     assert record["metrics"]["diverged"]
     assert record["metrics"]["final_train_loss"] is None
+    assert record["eval_correct"] is None  # nothing was evaluated
     json.dumps(record, allow_nan=False)
+
+
+def test_a_classification_record_holds_its_final_outcomes_example_by_example() -> None:
+    record = run(RunConfig("vit", "sgdsai", 0.3, 0.0, 3, data="synthetic", batch_size=8))
+    for split, m in record["eval_sizes"].items():
+        flags = records.unpack_flags(record["eval_correct"][split], m)
+        assert sum(flags) / m == pytest.approx(record["metrics"][f"{split}_accuracy"], abs=1e-6)
 
 
 def test_lr_schedule_warms_up_linearly_then_decays_by_cosine_to_the_floor() -> None:

@@ -25,6 +25,7 @@ from sgdsai_lab.stats import (
     gap_change,
     gsnr_drift,
     pace,
+    paired_eval_var,
     robustness,
     spread,
     steps_to_target,
@@ -491,3 +492,46 @@ def test_gsnr_drift_counts_small_tensors():
 def test_gsnr_drift_needs_every_numel():
     with pytest.raises(ValueError, match="numel"):
         gsnr_drift({"w": [1.0, 1.0]}, {})
+
+
+def test_the_paired_evaluation_variance_is_the_variance_of_the_difference_over_redrawn_test_sets() -> None:
+    """Oracle: draw many test sets of m examples from a population on which two models' errors
+    correlate; the variance of the difference of their accuracies across the draws is what
+    paired_eval_var estimates from one draw, and is well below the two binomial terms."""
+    rng = np.random.default_rng(0)
+    m, draws = 400, 4000
+    # per-example (a correct, b correct) with P = 0.70 both, 0.05 a only, 0.10 b only, 0.15 neither
+    joint = np.array([[1, 1], [1, 0], [0, 1], [0, 0]])
+    picks = rng.choice(4, size=(draws, m), p=[0.70, 0.05, 0.10, 0.15])
+    outcomes = joint[picks]  # draws x m x 2
+    diffs = outcomes[..., 0].mean(1) - outcomes[..., 1].mean(1)
+    estimates = [paired_eval_var(o[None, :, 0], o[None, :, 1]) for o in outcomes[:200]]
+    truth = diffs.var(ddof=1)
+    assert np.mean(estimates) == pytest.approx(truth, rel=0.1)
+    pa, pb = 0.75, 0.80
+    assert truth < 0.5 * (pa * (1 - pa) + pb * (1 - pb)) / m  # the binomial sum overstates it
+
+
+@given(st.lists(st.booleans(), min_size=2, max_size=60))
+def test_an_arm_against_its_own_outcomes_has_no_evaluation_noise_and_flipped_ones_have_all(flags) -> None:
+    a = np.array([flags], dtype=float)
+    assert paired_eval_var(a, a) == 0.0
+    d = 2 * a[0] - 1  # a against its complement: d_i = ±1
+    assert paired_eval_var(a, 1 - a) == pytest.approx(d.var(ddof=1) / len(flags))
+
+
+def test_paired_outcomes_of_two_evaluation_sets_are_refused() -> None:
+    with pytest.raises(ValueError, match="one evaluation set"):
+        paired_eval_var(np.ones((3, 10)), np.ones((3, 11)))
+
+
+def test_the_paired_term_replaces_the_binomial_ones_and_marks_the_comparison() -> None:
+    a = arm("a", [0.800, 0.801, 0.799], eval_size=500)
+    b = arm("b", [0.800, 0.8005, 0.7995], eval_size=500)
+    unpaired = compare(a, b, Margin(0.01), "max", reference=0.8, floor=0.5)
+    paired = compare(a, b, Margin(0.01), "max", reference=0.8, floor=0.5, eval_var=1e-6)
+    assert not unpaired.paired and paired.paired
+    assert paired.se == pytest.approx(math.sqrt(a.cell.seed_se**2 + b.cell.seed_se**2 + 1e-6))
+    assert unpaired.se == pytest.approx(math.sqrt(a.cell.se**2 + b.cell.se**2))
+    assert paired.se < unpaired.se
+    assert paired.verdict == MATCHES and unpaired.verdict == INCONCLUSIVE

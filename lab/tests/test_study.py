@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sgdsai_lab.analysis import group
-from sgdsai_lab.study import WORKLOADS, against_adamw_plot, batch_plot, lr_table, study_markdown
+from sgdsai_lab.study import WORKLOADS, against_adamw_plot, batch_plot, lr_table, m_setter, study_markdown
 
 from .fake_records import accuracy_record, lm_cell, lm_record
 
@@ -156,3 +156,36 @@ def test_the_headline_tallies_sgdsai_against_adamw_in_every_workload_losses_firs
         f"**So far, `sgdsai` against tuned AdamW:** **trails** in 1 ({a128}), **matches** in 1 ({a16}), "
         f"**not run yet** in 3 ({'; '.join(w.name for w in WORKLOADS[2:])})."
     )
+
+
+def test_a_block_tied_with_the_embedding_at_scale_one_sets_m_too() -> None:
+    runs = lm_cell("sgdsai", 1.0, 1.40)
+    runs[1]["sgdsai_scales"] = {"wte": 1.0, "h.0.mlp": 1.0, "ln": 0.04}  # seed 1
+    runs[0]["sgdsai_scales"] = {"wte": 1.0, "h.0.mlp": 0.2, "ln": 0.04}  # seed 0 is the one read
+    assert m_setter(runs, "wte") == (
+        "M is set by `wte`; the embedding (`wte`) gets 1 of the rate and the largest other tensor 0.2",
+        False,
+    )
+    runs[0]["sgdsai_scales"] = {"wte": 1.0, "h.0.mlp": 1.0}
+    assert m_setter(runs, "wte")[1]  # M over the blocks is the same M
+    runs[0]["sgdsai_scales"] = {"wte": 1.0}
+    assert m_setter(runs, "wte") == (
+        "M is set by `wte`; the embedding (`wte`) gets 1 of the rate and the largest other tensor none",
+        False,
+    )
+
+
+def test_the_headline_counts_a_workload_once_though_a_superseded_revision_of_it_remains() -> None:
+    old = _study(batch_128=False)
+    for record in old:
+        record["task_revision"] = 2
+        record["id"] += "-old"
+    text = "\n".join(study_markdown(group(_study(batch_128=False) + old), None))
+    headline = next(line for line in text.splitlines() if line.startswith("**So far"))
+    assert "**matches** in 1 (Char-level LM, 16 × 128 tokens per step)" in headline
+
+
+def test_a_brief_difference_without_an_interval_says_so() -> None:
+    runs = lm_cell("sgdsai", 1.0, 1.40)[:1] + lm_cell("sgdsai", 1.0, 1.40)[3:] + lm_cell("adamw", 1e-3, 1.40)
+    text = "\n".join(study_markdown(group(runs), None, brief=True))
+    assert "`sgdsai` 1.400 (lr 1, n 1): Δ +0.000 [—, —] — **inconclusive** (sgdsai: 1 seed(s)" in text

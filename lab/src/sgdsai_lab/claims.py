@@ -9,6 +9,7 @@ words the rows.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from sgdsai_lab.analysis import (
 )
 from sgdsai_lab.config import task_revision
 from sgdsai_lab.metrics import goal
+from sgdsai_lab.records import unpack_flags
 from sgdsai_lab.tasks import task_spec
 
 #: each setting's equivalence margin, also the distance that bounds its robustness region, by metric
@@ -148,6 +150,9 @@ class Evaluated:
     best: dict[str, dict[str, Any]]
     arms: dict[str, stats.Arm]
     chooser_reported: dict[str, bool]
+    #: an accuracy's per-example outcomes of each arm's reported seeds (seeds × examples), where
+    #: every one of them recorded its outcomes on the reported split
+    outcomes: dict[str, list[list[bool]]] = dataclasses.field(default_factory=dict)
 
     @property
     def goal(self) -> stats.Goal:
@@ -167,9 +172,11 @@ class Evaluated:
     def compare(self, a: str, b: str) -> stats.Comparison:
         """``a``'s best cell against ``b``'s, the floor judged on AdamW's (else ``b``'s) mean."""
         reference = self.arms["adamw"].cell.mean if "adamw" in self.arms else self.arms[b].cell.mean
+        paired = a in self.outcomes and b in self.outcomes
         return stats.compare(
             self.arms[a], self.arms[b], self.stated.margin, self.goal, reference=reference,
             floor=self.stated.floor,
+            eval_var=stats.paired_eval_var(self.outcomes[a], self.outcomes[b]) if paired else None,
         )  # fmt: skip
 
 
@@ -185,12 +192,16 @@ def evaluate(runs: list[dict[str, Any]], stated: Stated | None = None) -> Evalua
     best = best_rows(rows, selection)
     arms, chooser = {}, {}
     eval_size = stated.eval_size if metric.endswith("accuracy") else None
+    outcomes = {}
     for opt, row in best.items():
         reported, chooser[opt] = reported_runs(row)
         values = [None if r["metrics"]["diverged"] else r["metrics"].get(metric) for r in reported]
         grid = stats.bracket(lr_grid(rows, opt, selection), goal(selection))
         arms[opt] = stats.Arm(opt, stats.summarise(values, eval_size=eval_size), grid)
-    return Evaluated(selection, metric, stated, rows, best, arms, chooser)
+        found = recorded_outcomes(reported, metric, eval_size)
+        if found is not None:
+            outcomes[opt] = found
+    return Evaluated(selection, metric, stated, rows, best, arms, chooser, outcomes)
 
 
 def setting_claims(
@@ -255,6 +266,18 @@ def recorded_eval_size(runs: list[dict[str, Any]], metric: str) -> int | None:
     return sizes.pop()
 
 
+def recorded_outcomes(
+    runs: list[dict[str, Any]], metric: str, eval_size: int | None
+) -> list[list[bool]] | None:
+    """Each run's per-example outcomes on ``metric``'s split (``eval_correct``, `records.pack_flags`
+    of ``eval_size`` flags), ``None`` unless every run recorded them (older records, a diverged seed)."""
+    split = metric.split("_")[0]
+    packed = [(r.get("eval_correct") or {}).get(split) for r in runs]
+    if eval_size is None or not packed or None in packed:
+        return None
+    return [unpack_flags(text, eval_size) for text in packed]
+
+
 def lr_grid(rows: list[dict[str, Any]], optimizer: str, metric: str) -> dict[float, float | None]:
     """Each lr's best seed-0 value over weight decay (as the sweep chose), ``None`` where every run
     at that lr diverged."""
@@ -283,12 +306,19 @@ def diff_text(c: stats.Comparison, metric: str, stated: Stated) -> str:
     return (
         f"Δ {f(c.difference)}{unit}, 90% [{f(lo90)}, {f(hi90)}], 95% [{f(lo95)}, {f(hi95)}], "
         f"margin ±{format(scale * c.margin, spec)}{unit}, n {c.n_a} vs {c.n_b}"
-        + (
-            " (evaluation-set noise not counted)"
-            if metric.endswith("accuracy") and stated.eval_size is None
-            else ""
-        )
+        + _eval_noise(c, metric, stated)
     )
+
+
+def _eval_noise(c: stats.Comparison, metric: str, stated: Stated) -> str:
+    """How an accuracy's evaluation-set noise entered ``c``, in words ("" for a loss)."""
+    if not metric.endswith("accuracy"):
+        return ""
+    if stated.eval_size is None:
+        return " (evaluation-set noise not counted)"
+    if c.paired:
+        return f" (evaluation-set noise paired over the {stated.eval_size:,} examples)"
+    return f" (evaluation-set noise binomial over {stated.eval_size:,} examples, unpaired)"
 
 
 def _metric_words(ev: Evaluated) -> str:

@@ -134,6 +134,22 @@ def write_json(data: dict[str, Any], path: Path) -> None:
     os.replace(tmp, path)
 
 
+def pack_flags(flags: Any) -> str:
+    """A sequence of booleans (per-example outcomes) as hex, four to a digit, the first flag in the
+    highest bit of the first digit; `unpack_flags` reads it back given the count."""
+    bits = "".join("1" if f else "0" for f in flags)
+    bits += "0" * (-len(bits) % 4)
+    return "".join(f"{int(bits[i : i + 4], 2):x}" for i in range(0, len(bits), 4))
+
+
+def unpack_flags(text: str, count: int) -> list[bool]:
+    """The ``count`` booleans `pack_flags` wrote as ``text``; a ``ValueError`` if they cannot be."""
+    if len(text) != -(-count // 4):
+        raise ValueError(f"{len(text)} hex digits cannot hold exactly {count} flags")
+    bits = "".join(f"{int(c, 16):04b}" for c in text)
+    return [b == "1" for b in bits[:count]]
+
+
 def now_utc() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 

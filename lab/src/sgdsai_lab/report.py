@@ -345,7 +345,9 @@ def _main(args: argparse.Namespace) -> int:
         link = f"Full report with every table and plot: [{path.as_posix()}]({path.as_posix()})."
         groups = group(records)
         replace_block(args.readme, "results", "\n".join([*claims_markdown(groups), "", link]))
-        replace_block(args.readme, "study", "\n".join(study_markdown(groups, None, brief=True)))
+        replace_block(
+            args.readme, "study", "\n".join(study_markdown(groups, None, brief=True, report=path.as_posix()))
+        )
         logger.info("updated the results and study blocks of %s", args.readme)
     return 0
 

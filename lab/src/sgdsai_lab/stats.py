@@ -10,7 +10,8 @@ A *goal* says which way is better: ``"min"`` for losses, ``"max"`` for accuracie
 Rules (the formulas are in each function's docstring):
 
 * a cell (one optimizer, lr, wd) is summarised over its seeds by `summarise`; for an accuracy the
-  evaluation set's binomial noise is added to the seed variance;
+  evaluation set's binomial noise is added to the seed variance, or, where both cells' per-example
+  outcomes are known, the paired noise of their difference (`paired_eval_var`) replaces it;
 * two best cells are compared by `compare`: *matches* (two one-sided Welch tests within a margin
   stated before the runs), *beats* / *trails* (a 95% interval of the difference that excludes zero),
   else *inconclusive*; guards (seeds, bracketing, floor) force *inconclusive* or *below floor* first;
@@ -262,7 +263,8 @@ class Comparison:
     """``a`` against ``b``: the difference of means ``a − b`` (in the metric's units, whatever the goal),
     its standard error and Welch degrees of freedom, the 90% interval (*matches*) and the 95% interval
     (*beats* / *trails*), the TOST p-value (the larger of the two one-sided ones), the two-sided p-value
-    of a difference, the verdict and, unless the tests decided, the reason."""
+    of a difference, the verdict and, unless the tests decided, the reason; ``paired``: the
+    evaluation-set noise is `paired_eval_var`'s, not the cells' binomial terms."""
 
     a: str
     b: str
@@ -278,16 +280,39 @@ class Comparison:
     p_difference: float
     verdict: Verdict
     reason: str = ""
+    paired: bool = False
 
 
-def welch(a: CellSummary, b: CellSummary) -> tuple[float, float, float]:
+def paired_eval_var(a: np.ndarray, b: np.ndarray) -> float:
+    """The evaluation-set variance of the difference of two cells' accuracies measured on the same
+    m examples, from their per-example outcomes ``a`` (n_a seeds × m, 1 = correct) and ``b``.
+
+    With dᵢ = āᵢ − b̄ᵢ (example i's correctness averaged over each cell's seeds), the cells' mean
+    accuracies differ by d̄, and drawing the m examples anew moves d̄ by Var(d̄) = s²_d / m (s²_d the
+    sample variance of the dᵢ). Examples both cells get right (or wrong) cancel. The sum of the two
+    binomial variances, p_a(1 − p_a)/m + p_b(1 − p_b)/m, ignores that: it equals s²_d / m for one
+    seed a side with uncorrelated errors and exceeds it when the errors correlate, as two models'
+    errors on one test set do.
+    """
+    a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
+    if a.shape[1] != b.shape[1] or a.shape[1] < 2:
+        raise ValueError(
+            f"outcomes of one evaluation set of two or more examples needed, got {a.shape}, {b.shape}"
+        )
+    d = a.mean(axis=0) - b.mean(axis=0)
+    return float(d.var(ddof=1) / d.size)
+
+
+def welch(a: CellSummary, b: CellSummary, *, eval_var: float | None = None) -> tuple[float, float, float]:
     """``(a.mean − b.mean, se, df)`` for two independent cells.
 
-    se² = v_a + v_b with v = SE² of each cell (`summarise`, evaluation noise included);
-    Welch–Satterthwaite df = se⁴ / Σ (s²/n)² / (n − 1), the binomial part taken as known (infinite df),
-    so df = ∞ (normal quantiles) when neither side has seed variance.
+    se² = v_a + v_b with v = SE² of each cell (`summarise`, evaluation noise included); with
+    ``eval_var`` (`paired_eval_var`), se² = s_a²/n_a + s_b²/n_b + eval_var instead of the two
+    binomial terms. Welch–Satterthwaite df = se⁴ / Σ (s²/n)² / (n − 1), the evaluation part taken
+    as known (infinite df), so df = ∞ (normal quantiles) when neither side has seed variance.
     """
-    se = math.sqrt(a.se**2 + b.se**2)
+    evaluation = a.eval_se**2 + b.eval_se**2 if eval_var is None else eval_var
+    se = math.sqrt(a.seed_se**2 + b.seed_se**2 + evaluation)
     parts = [c.seed_se**4 / (c.n - 1) if c.n > 1 else math.nan for c in (a, b)]
     denominator = sum(parts)
     df = se**4 / denominator if denominator > 0 else math.inf
@@ -329,12 +354,20 @@ def gap_change(first: Comparison, second: Comparison) -> tuple[float, tuple[floa
 
 
 def compare(
-    a: Arm, b: Arm, margin: Margin, goal: Goal, *, reference: float, floor: float | None
+    a: Arm,
+    b: Arm,
+    margin: Margin,
+    goal: Goal,
+    *,
+    reference: float,
+    floor: float | None,
+    eval_var: float | None = None,
 ) -> Comparison:
     """Verdict on ``a`` against ``b`` in one setting.
 
     ``reference`` is the setting's best AdamW mean and ``floor`` its floor (`beats_floor`); a
-    ``None`` floor is a missing one. In this order:
+    ``None`` floor is a missing one; ``eval_var``, the paired evaluation-set variance of the
+    difference (`paired_eval_var`, used in place of the cells' binomial terms). In this order:
 
     1. *below floor: not informative* when the reference does not beat the floor;
     2. *inconclusive* when a floor is missing, a side has fewer than `MIN_SEEDS` seeds or a
@@ -348,12 +381,26 @@ def compare(
     """
     _check_goal(goal)
     m = margin.resolve((a.cell.mean + b.cell.mean) / 2)
-    d, se, df = welch(a.cell, b.cell)
+    d, se, df = welch(a.cell, b.cell, eval_var=eval_var)
     i90, i95, (p_eq, p_diff) = _tests(d, se, df, m)
 
     def result(verdict: Verdict, reason: str = "") -> Comparison:
         return Comparison(
-            a.name, b.name, a.cell.n, b.cell.n, m, d, se, df, i90, i95, p_eq, p_diff, verdict, reason
+            a.name,
+            b.name,
+            a.cell.n,
+            b.cell.n,
+            m,
+            d,
+            se,
+            df,
+            i90,
+            i95,
+            p_eq,
+            p_diff,
+            verdict,
+            reason,
+            eval_var is not None,
         )
 
     if floor is not None and not beats_floor(reference, floor, goal):
@@ -620,7 +667,9 @@ def gsnr_drift(
 
 RULES: tuple[str, ...] = (
     "a cell is the mean over its seeds, its standard error √(s²/n + p̄(1−p̄)/m), the binomial term counting "
-    "an accuracy p̄'s evaluation set of m examples (0 for a loss)",
+    "an accuracy p̄'s evaluation set of m examples (0 for a loss); where both cells of a comparison recorded "
+    "their per-example outcomes, the two binomial terms give way to the paired one, s²_d/m, s²_d the variance "
+    "over the examples of the difference of their seed-averaged correctness",
     f"*inconclusive* unless each side has ≥ {MIN_SEEDS} seeds and no diverged seed at its best cell, and its "
     "best lr is bracketed by a tried lr on each side (a diverged neighbour counts), and the setting states "
     "its floor; the reason is shown",

@@ -76,7 +76,7 @@ def settings_of(
     workload: Workload, groups: dict[tuple, list[dict[str, Any]]]
 ) -> list[tuple[tuple, list[dict[str, Any]]]]:
     """The settings (key and every record of it) in which ``workload``'s presets ran: those at their
-    task's current revision first (a superseded one is still shown, after them), then by name."""
+    task's current revision first (a superseded one is still shown, after them), then in a fixed order."""
     found = [(key, runs) for key, runs in groups.items() if any(workload.matches(r) for r in runs)]
     return sorted(found, key=lambda kr: (not _current(kr[0]), str(kr[0])))
 
@@ -87,11 +87,14 @@ def _current(key: tuple) -> bool:
 
 
 def cases(
-    workload: Workload, groups: dict[tuple, list[dict[str, Any]]]
+    workload: Workload, groups: dict[tuple, list[dict[str, Any]]], *, current: bool = False
 ) -> list[tuple[str, list[dict[str, Any]]]]:
     """Each setting of ``workload`` with its name: the workload's, or with two or more settings
-    (the two LoRA tasks), the workload's and the setting's label (`sgdsai_lab.claims.label`)."""
+    (the two LoRA tasks), the workload's and the setting's label (`sgdsai_lab.claims.label`);
+    ``current``: only those at their task's current revision, where there are any."""
     found = settings_of(workload, groups)
+    if current and any(_current(key) for key, _ in found):
+        found = [(key, runs) for key, runs in found if _current(key)]
     if len(found) == 1:
         return [(workload.name, found[0][1])]
     return [(f"{workload.name} ({label(key, runs)})", runs) for key, runs in found]
@@ -104,16 +107,18 @@ def _arm_text(ev: Evaluated, opt: str, *, brief: bool = False) -> str:
     return f"{opt} {_fmt(arm.cell.mean, ev.metric)} (n {arm.cell.n}, lr {row['lr']:g})"
 
 
-def brief_diff(c: stats.Comparison, metric: str) -> str:
-    """The difference and its 95% interval, in the metric's units (points for an accuracy)."""
-    scale, unit, spec = (100, " pt", "+.2f") if metric.endswith("accuracy") else (1, "", "+.3f")
+def brief_diff(c: stats.Comparison, ev: Evaluated) -> str:
+    """The difference and its 95% interval, in the metric's units (points for an accuracy), and
+    whether an accuracy's evaluation-set noise went uncounted."""
+    scale, unit, spec = (100, " pt", "+.2f") if ev.metric.endswith("accuracy") else (1, "", "+.3f")
     if not math.isfinite(c.difference):
         return "Δ —"
     lo, hi = c.interval_95
-    interval = (
-        f" [{scale * lo:{spec}}, {scale * hi:{spec}}]" if math.isfinite(lo) and math.isfinite(hi) else ""
-    )
-    return f"Δ {scale * c.difference:{spec}}{unit}{interval}"
+    finite = math.isfinite(lo) and math.isfinite(hi)
+    interval = f"[{scale * lo:{spec}}, {scale * hi:{spec}}]" if finite else "[—, —]"
+    uncounted = ev.metric.endswith("accuracy") and ev.stated.eval_size is None
+    note = " (evaluation-set noise not counted)" if uncounted else ""
+    return f"Δ {scale * c.difference:{spec}}{unit} {interval}{note}"
 
 
 def _rss(row: dict[str, Any]) -> str:
@@ -132,7 +137,7 @@ def comparison_line(ev: Evaluated, a: str, b: str, *, brief: bool = False) -> st
     c = ev.compare(a, b)
     if brief:
         arms = f"{_arm_text(ev, a, brief=True)} vs {_arm_text(ev, b, brief=True)}"
-        return f"{arms}: {brief_diff(c, ev.metric)} — {verdict_text(c)}"
+        return f"{arms}: {brief_diff(c, ev)} — {verdict_text(c)}"
     return (
         f"{_arm_text(ev, a)} vs {_arm_text(ev, b)}: {diff_text(c, ev.metric, ev.stated)} — {verdict_text(c)}"
     )
@@ -179,7 +184,7 @@ def brief_paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) 
     if BASELINE not in ev.arms:
         return f"{head} AdamW not run yet: no verdict against it."
     against = [
-        f"{_arm_text(ev, opt, brief=True)}: {brief_diff(ev.compare(opt, BASELINE), ev.metric)} "
+        f"{_arm_text(ev, opt, brief=True)}: {brief_diff(ev.compare(opt, BASELINE), ev)} "
         f"— {verdict_text(ev.compare(opt, BASELINE))}"
         for opt in AGAINST_ADAMW
         if opt in ev.arms
@@ -228,19 +233,25 @@ def _pair(
 
 
 def m_setter(runs: list[dict[str, Any]], embedding: str) -> tuple[str, bool]:
-    """Which tensor set M in a setting's first `sgdsai` record (the one whose scale is 1), the scale
-    of the ``embedding`` tensor and the largest of the others', and whether a block set M (then M over
-    the blocks is the same M, and `sgdsai-blocks-m` is `sgdsai` step for step)."""
-    scales = next((r.get("sgdsai_scales") for r in runs if r["config"]["optimizer"] == "sgdsai"), None)
+    """Which tensor set M (the one whose scale is 1) in a setting's `sgdsai` records (a seed-0 one
+    where there is one), the scale of the ``embedding`` tensor and the largest of the others', and
+    whether a block set M, alone or tied with the embedding (then M over the blocks is the same M,
+    and `sgdsai-blocks-m` is `sgdsai` step for step)."""
+    sgdsai = sorted(
+        (r for r in runs if r["config"]["optimizer"] == "sgdsai"), key=lambda r: r["config"]["seed"]
+    )
+    scales = next((r.get("sgdsai_scales") for r in sgdsai if r.get("sgdsai_scales")), None)
     if not scales or embedding not in scales:
         return f"no `sgdsai` record with the scale of `{embedding}`", False
-    top = max(scales, key=scales.__getitem__)
-    others = max(v for name, v in scales.items() if name != embedding)
+    blocks = {name: v for name, v in scales.items() if name != embedding}
+    block = max(blocks, key=blocks.__getitem__, default=None)
+    block_sets_m = block is not None and blocks[block] >= scales[embedding]
     text = (
-        f"M is set by `{top}`; the embedding (`{embedding}`) gets {scales[embedding]:.3g} of the rate "
-        f"and the largest other tensor {others:.3g}"
+        f"M is set by `{block if block_sets_m else embedding}`; the embedding (`{embedding}`) gets "
+        f"{scales[embedding]:.3g} of the rate and the largest other tensor "
+        + (f"{blocks[block]:.3g}" if block is not None else "none")
     )
-    return text, top != embedding
+    return text, block_sets_m
 
 
 def _embedding_m(
@@ -423,7 +434,7 @@ def headline(groups: dict[tuple, list[dict[str, Any]]]) -> str:
     """SGD-SaI's verdict against tuned AdamW in every workload, in one line, losses first."""
     words: dict[str, list[str]] = {}
     for w in WORKLOADS:
-        for name, runs in cases(w, groups) or [(w.name, [])]:
+        for name, runs in cases(w, groups, current=True) or [(w.name, [])]:
             ev = evaluate(runs) if runs else None
             verdict = "not run yet"
             if ev is not None and {"sgdsai", BASELINE} <= set(ev.arms):
@@ -435,18 +446,19 @@ def headline(groups: dict[tuple, list[dict[str, Any]]]) -> str:
 
 
 def study_markdown(
-    groups: dict[tuple, list[dict[str, Any]]], out: Path | None, *, brief: bool = False
+    groups: dict[tuple, list[dict[str, Any]]], out: Path | None, *, brief: bool = False, report: str = ""
 ) -> list[str]:
     """The study's block: a paragraph per workload, the answers, and (with ``out``) the plots
-    written there and linked; ``brief`` (the README's): the short paragraphs, 95% intervals only."""
+    written there and linked; ``brief`` (the README's): the short paragraphs, 95% intervals only,
+    pointing to the full ones in ``report`` (a path or URL)."""
     lines = [
         "Generated from the records by `sgdsai report`: each optimizer's best cell chosen on the "
         "validation metric by seed 0, reported on the test split; verdict words from the rules under "
         "the claims table."
         + (
-            " Δ is the best cell minus AdamW's (for a loss, positive is worse), with its 95% Welch "
-            "interval; n seeds per cell; the 90% intervals, margins, memory and per-cell detail are in "
-            "[the report](experiments/report/report.md)."
+            " Δ is the first best cell named minus the second (in the paragraphs: minus AdamW's; for a "
+            "loss, positive is worse), with its 95% Welch interval; n seeds per cell; the 90% intervals, "
+            f"margins, memory and per-cell detail are in [the report]({report})."
             if brief
             else ""
         ),

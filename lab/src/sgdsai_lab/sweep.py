@@ -20,7 +20,7 @@ from typing import Any
 
 from sgdsai_lab import presets
 from sgdsai_lab import records as record_files
-from sgdsai_lab.config import RunConfig
+from sgdsai_lab.config import ConfigError, RunConfig
 from sgdsai_lab.metrics import METRICS, metric_value
 from sgdsai_lab.resume import DEFAULT_EVERY_S, checkpoint_path
 from sgdsai_lab.run import record_path, run
@@ -91,7 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=None,
         help="with --preset: run only these optimizers of its grid, in this order (each with its "
-        "extensions and extra seeds), e.g. to split a long preset between two processes",
+        "extensions and extra seeds), e.g. to split a long preset between two processes (give them "
+        "disjoint lists)",
     )
     p.set_defaults(run=_main)
 
@@ -123,7 +124,7 @@ def best_seed_configs(
 
 def preset_configs(preset: presets.Preset, args: argparse.Namespace) -> list[RunConfig]:
     """The grid of ``preset`` (its second, best-point phase is added by `run_preset`)."""
-    from sgdsai_lab.config import ConfigError, settings_from_args
+    from sgdsai_lab.config import settings_from_args
 
     if args.task != preset.task:
         raise ConfigError(f"--preset {preset.name}: is for task {preset.task!r}, not {args.task!r}")
@@ -171,8 +172,6 @@ def run_preset(preset: presets.Preset, args: argparse.Namespace) -> None:
     """Each optimizer in turn, to completion: its grid, the extensions while its best lr lies at
     an edge, then the extra seeds at its best point. So the first optimizers of a long preset are
     comparable before the last have started."""
-    from sgdsai_lab.config import ConfigError
-
     grid_configs = preset_configs(preset, args)
     only = args.only or list(preset.grid)
     unknown = [o for o in only if o not in preset.grid]
@@ -181,6 +180,8 @@ def run_preset(preset: presets.Preset, args: argparse.Namespace) -> None:
             f"--only: {', '.join(map(repr, unknown))} not in the grid of preset {preset.name} "
             f"({', '.join(preset.grid)})"
         )
+    if len(set(only)) < len(only):
+        raise ConfigError(f"--only: each optimizer once, not {' '.join(only)}")
     for optimizer in only:
         configs = [c for c in grid_configs if c.optimizer == optimizer]
         run_sweep(configs, args.records, args.device, args.checkpoint_every)
@@ -212,8 +213,6 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
 
 def _main(args: argparse.Namespace) -> int:
     if args.only and not args.preset:
-        from sgdsai_lab.config import ConfigError
-
         raise ConfigError("--only: selects optimizers of a --preset; without one, use --optimizers")
     if args.preset:
         run_preset(presets.find(args.preset), args)

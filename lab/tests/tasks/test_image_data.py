@@ -61,8 +61,13 @@ def test_the_cached_linear_floor_is_read_back_for_the_same_data_only(tmp_path, m
 def test_evaluation_scores_both_held_out_splits() -> None:
     splits = image_data.image_splits("synthetic")
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 10))
-    out = image_data.evaluator(splits, lambda m, x: m(x))(model)
+    evaluate, outcomes = image_data.evaluator(splits, lambda m, x: m(x))
+    out = evaluate(model)
     assert set(out) == {"val_loss", "val_accuracy", "test_loss", "test_accuracy"}
     with torch.no_grad():
-        want = (model(splits.test[0]).argmax(-1) == splits.test[1]).float().mean().item()
-    assert out["test_accuracy"] == pytest.approx(want) and out["val_loss"] != out["test_loss"]
+        want = model(splits.test[0]).argmax(-1) == splits.test[1]
+    assert (
+        out["test_accuracy"] == pytest.approx(want.float().mean().item())
+        and out["val_loss"] != out["test_loss"]
+    )
+    assert torch.equal(outcomes(model)["test"], want)

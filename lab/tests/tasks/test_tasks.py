@@ -115,6 +115,30 @@ def test_a_classification_task_declares_the_size_its_accuracies_are_counted_over
         assert abs(hits - round(hits)) < 1e-2, (split, m, metrics[f"{split}_accuracy"])
 
 
+@pytest.mark.parametrize("name", ["vit", "cnn", "lora-cls"])
+def test_a_classification_task_s_outcomes_are_its_accuracies_example_by_example(name: str) -> None:
+    if name.startswith("lora"):
+        pytest.importorskip("peft")
+    task = build_task(name, "synthetic", "tiny", 0, 4)
+    assert task.outcomes is not None
+    for _ in range(2):  # at the initial weights, then at other ones
+        metrics, outcomes = task.evaluate(task.model), task.outcomes(task.model)
+        assert {split: len(flags) for split, flags in outcomes.items()} == task.info["eval_sizes"]
+        for split, flags in outcomes.items():
+            assert flags.dtype == torch.bool
+            assert flags.double().mean().item() == pytest.approx(metrics[f"{split}_accuracy"], abs=1e-6)
+        with torch.no_grad():
+            for p in task.model.parameters():
+                p.add_(torch.randn_like(p), alpha=0.5)
+
+
+@pytest.mark.parametrize("name", ["gpt2", "lora"])
+def test_a_language_model_task_has_no_outcomes(name: str) -> None:
+    if name.startswith("lora"):
+        pytest.importorskip("peft")
+    assert build_task(name, "synthetic", "tiny", 0, 4).outcomes is None
+
+
 def test_the_docs_table_of_metrics_and_floors_equals_the_declarations() -> None:
     docs = (Path(__file__).resolve().parents[3] / "docs" / "experiments.md").read_text()
     for name in TASKS:

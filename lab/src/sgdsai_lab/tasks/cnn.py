@@ -95,11 +95,13 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
 
     torch.manual_seed(seed)
     model = ResNet(width, blocks, stem_stride=2 if splits.image_size >= 16 else 1)
+    evaluate, outcomes = image_data.evaluator(splits, lambda model, x: model(x))
     return Task(
         model=model,
         batch=batch,
         loss=loss,
-        evaluate=image_data.evaluator(splits, lambda model, x: model(x)),
+        evaluate=evaluate,
+        outcomes=outcomes,
         traced=[
             "stem.0.weight",
             "stages.0.0.conv1.weight",

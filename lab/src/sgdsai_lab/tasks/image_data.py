@@ -129,23 +129,34 @@ def linear_floors(splits: ImageSplits, *, cached: bool = False) -> dict[str, flo
 
 def evaluator(
     splits: ImageSplits, forward: Callable[[nn.Module, Tensor], Tensor]
-) -> Callable[[nn.Module], dict[str, float]]:
-    """``model -> {val_loss, val_accuracy, test_loss, test_accuracy}`` in eval mode, the logits
+) -> tuple[Callable[[nn.Module], dict[str, float]], Callable[[nn.Module], dict[str, Tensor]]]:
+    """``(evaluate, outcomes)``: ``model -> {val_loss, val_accuracy, test_loss, test_accuracy}`` and
+    ``model -> {split: per-image correctness}``, both in eval mode, the logits
     ``forward(model, images)`` computed `EVAL_CHUNK` images at a time on the model's device."""
 
     @torch.no_grad()
-    def evaluate(model: nn.Module) -> dict[str, float]:
+    def logits(model: nn.Module) -> dict[str, tuple[Tensor, Tensor]]:
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
-        out = {}
-        for name, (x, y) in (("val", splits.val), ("test", splits.test)):
-            logits = torch.cat(
-                [forward(model, chunk.to(device)).float().cpu() for chunk in x.split(EVAL_CHUNK)]
+        out = {
+            name: (
+                torch.cat([forward(model, chunk.to(device)).float().cpu() for chunk in x.split(EVAL_CHUNK)]),
+                y,
             )
-            out[f"{name}_loss"] = F.cross_entropy(logits, y).item()
-            out[f"{name}_accuracy"] = (logits.argmax(-1) == y).float().mean().item()
+            for name, (x, y) in (("val", splits.val), ("test", splits.test))
+        }
         model.train(was_training)
         return out
 
-    return evaluate
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        out = {}
+        for name, (z, y) in logits(model).items():
+            out[f"{name}_loss"] = F.cross_entropy(z, y).item()
+            out[f"{name}_accuracy"] = (z.argmax(-1) == y).float().mean().item()
+        return out
+
+    def outcomes(model: nn.Module) -> dict[str, Tensor]:
+        return {name: z.argmax(-1) == y for name, (z, y) in logits(model).items()}
+
+    return evaluate, outcomes

@@ -49,11 +49,13 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
     )  # fmt: skip
     model = ViTForImageClassification(config)
+    evaluate, outcomes = image_data.evaluator(splits, lambda model, x: model(pixel_values=x).logits)
     return Task(
         model=model,
         batch=batch,
         loss=loss,
-        evaluate=image_data.evaluator(splits, lambda model, x: model(pixel_values=x).logits),
+        evaluate=evaluate,
+        outcomes=outcomes,
         traced=[
             "vit.embeddings.patch_embeddings.projection.weight",
             "vit.layers.0.attention.q_proj.weight",
