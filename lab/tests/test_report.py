@@ -54,12 +54,15 @@ def test_report_readme_writes_the_study_and_results_blocks(tmp_path) -> None:
         (records / "gpt2" / f"{r['id']}.json").write_text(json.dumps(r))
     readme = tmp_path / "README.md"
     readme.write_text(
+        "<!-- headline:begin -->\n<!-- headline:end -->\nx\n"
         "<!-- study:begin -->\n<!-- study:end -->\nx\n<!-- results:begin -->\n<!-- results:end -->\n"
     )
     assert (
         main(["report", "--records", str(records), "--out", str(tmp_path / "out"), "--readme", str(readme)])
         == 0
     )
-    study, results = readme.read_text().split("\nx\n")
+    top, study, results = readme.read_text().split("\nx\n")
+    assert "**So far, `sgdsai` against tuned AdamW:** **not run yet** in 5" in top
+    assert "[Should I switch from AdamW?](#should-i-switch-from-adamw)" in top
     assert "**Char-level LM, 16 × 128 tokens per step** — not run yet" in study
     assert "| matches AdamW at its best — gpt2 tiny / stdlib" in results and "Verdict rules:" in results

@@ -14,7 +14,8 @@ is shown beside it where the records have one. For the paper's Table-2 statistic
 
 The claims the records can test are summarised by `sgdsai_lab.claims`, the study's answer
 by `sgdsai_lab.study`; ``--readme`` writes them into a README between the
-``<!-- results:begin/end -->`` and ``<!-- study:begin/end -->`` markers.
+``<!-- results:begin/end -->`` and ``<!-- study:begin/end -->`` markers, and the study's
+headline between ``<!-- headline:begin/end -->``.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from sgdsai_lab.analysis import (
     summarise,
 )
 from sgdsai_lab.claims import claims_markdown, label, lr_grid, recorded_floor
-from sgdsai_lab.study import lr_table, study_markdown
+from sgdsai_lab.study import headline, lr_table, study_markdown
 
 logger = logging.getLogger(__name__)
 
@@ -348,7 +349,9 @@ def _main(args: argparse.Namespace) -> int:
         replace_block(
             args.readme, "study", "\n".join(study_markdown(groups, None, brief=True, report=path.as_posix()))
         )
-        logger.info("updated the results and study blocks of %s", args.readme)
+        details = " Details: [Should I switch from AdamW?](#should-i-switch-from-adamw)."
+        replace_block(args.readme, "headline", headline(groups) + details)
+        logger.info("updated the results, study and headline blocks of %s", args.readme)
     return 0
 
 
@@ -362,6 +365,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--readme",
         type=Path,
         help="also write the claims summary and the study's answer between the <!-- results:begin/end --> "
-        "and <!-- study:begin/end --> markers",
+        "and <!-- study:begin/end --> markers, and the study's one-line headline between "
+        "<!-- headline:begin/end -->",
     )
     p.set_defaults(run=_main)
