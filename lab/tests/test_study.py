@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from sgdsai_lab.analysis import group
-from sgdsai_lab.study import WORKLOADS, against_adamw_plot, batch_plot, lr_table, m_setter, study_markdown
+from sgdsai_lab.study import (
+    WORKLOADS,
+    against_adamw_plot,
+    batch_plot,
+    lr_table,
+    m_setter,
+    scale_gap,
+    study_markdown,
+)
 
 from .fake_records import accuracy_record, lm_cell, lm_record
 
@@ -189,3 +197,13 @@ def test_a_brief_difference_without_an_interval_says_so() -> None:
     runs = lm_cell("sgdsai", 1.0, 1.40)[:1] + lm_cell("sgdsai", 1.0, 1.40)[3:] + lm_cell("adamw", 1e-3, 1.40)
     text = "\n".join(study_markdown(group(runs), None, brief=True))
     assert "`sgdsai` 1.400 (lr 1, n 1): Δ +0.000 [—, —] — **inconclusive** (sgdsai: 1 seed(s)" in text
+
+
+def test_the_numel_answer_says_how_far_the_two_sets_of_scales_lie_apart() -> None:
+    runs = lm_cell("sgdsai", 1.0, 1.40) + lm_cell("sgdsai-numel", 1.0, 1.40)
+    assert scale_gap(runs) == ""  # no scales recorded
+    runs[0]["sgdsai_scales"] = {"w": 1.0, "b": 0.05, "ln": 0.04}
+    runs[5]["sgdsai_scales"] = {"w": 1.0, "b": 0.0505, "ln": 0.044}
+    assert scale_gap(runs) == "the scales differ by 1% (median over the tensors), at most 10% (`ln`)"
+    text = "\n".join(study_markdown(group(runs), None))
+    assert "vs sgdsai 1.4000 (n 3, lr 1): Δ +0.0000" in text and "; the scales differ by 1% (median" in text

@@ -269,9 +269,39 @@ def _embedding_m(
     return f"{workload.name}: {setter}; {comparison}"
 
 
+def _scales(runs: list[dict[str, Any]], optimizer: str) -> dict[str, float] | None:
+    """The first-step scales of ``optimizer``'s lowest-seed record that has them."""
+    mine = sorted(
+        (r for r in runs if r["config"]["optimizer"] == optimizer), key=lambda r: r["config"]["seed"]
+    )
+    return next((r["sgdsai_scales"] for r in mine if r.get("sgdsai_scales")), None)
+
+
+def scale_gap(runs: list[dict[str, Any]]) -> str:
+    """How far the scales `sgdsai-numel` fixes (√numel over its maximum) lie from those `sgdsai`
+    measures in one setting: the largest and the median relative difference over the tensors, and
+    the tensor of the largest (a near-zero gap makes the two optimizers one, step for step)."""
+    measured, numel = _scales(runs, "sgdsai"), _scales(runs, "sgdsai-numel")
+    if not measured or not numel or set(measured) != set(numel):
+        return ""
+    gaps = {name: abs(numel[name] / measured[name] - 1) for name in measured if measured[name] > 0}
+    worst = max(gaps, key=gaps.__getitem__)
+    median = sorted(gaps.values())[len(gaps) // 2]
+    return (
+        f"the scales differ by {100 * median:.2g}% (median over the tensors), at most "
+        f"{100 * gaps[worst]:.2g}% (`{worst}`)"
+    )
+
+
+def _numel(groups: dict[tuple, list[dict[str, Any]]], workload: Workload, brief: bool) -> str:
+    found = settings_of(workload, groups)
+    gap = scale_gap(found[0][1]) if found else ""
+    return _pair(groups, workload, "sgdsai-numel", "sgdsai", brief=brief) + (f"; {gap}" if gap else "")
+
+
 def answers(groups: dict[tuple, list[dict[str, Any]]], *, brief: bool = False) -> list[str]:
     """The study's answers: √numel, the embedding M, momentum 0 and the batch size."""
-    numel = "; ".join(_pair(groups, w, "sgdsai-numel", "sgdsai", brief=brief) for w in BATCH)
+    numel = "; ".join(_numel(groups, w, brief) for w in BATCH)
     blocks = "; ".join(_embedding_m(groups, w, brief=brief) for w in EMBEDDING_M)
     stateless = _pair(groups, STATELESS, "sgdsai-m0", "sgdsai", brief=brief)  # ran at one batch size
     return [
