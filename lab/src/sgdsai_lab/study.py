@@ -121,6 +121,10 @@ def brief_diff(c: stats.Comparison, ev: Evaluated) -> str:
     return f"Δ {scale * c.difference:{spec}}{unit} {interval}{note}"
 
 
+def _runs(runs: list[dict[str, Any]]) -> str:
+    return f"{len(runs)} run{'' if len(runs) == 1 else 's'}"
+
+
 def _rss(row: dict[str, Any]) -> str:
     rss = row["peak_rss_mib"]
     return f", peak RSS {rss:.0f} MiB" if math.isfinite(rss) else ""
@@ -179,7 +183,7 @@ def brief_paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) 
     hours = sum(r["wall_clock_s"] for r in runs) / 3600
     head = (
         f"**{workload.name}** — {label(key, runs)}; {ev.metric.replace('_', ' ')}, "
-        f"{_floor_text(ev, floor_model(runs))}; {len(runs)} runs, {hours:.1f} h."
+        f"{_floor_text(ev, floor_model(runs))}; {_runs(runs)}, {hours:.1f} h."
     )
     if BASELINE not in ev.arms:
         return f"{head} AdamW not run yet: no verdict against it."
@@ -206,9 +210,9 @@ def paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) -> str
     )
     ran = "; ".join(_arm_text(ev, opt) + _rss(ev.best[opt]) for opt in sorted(ev.best))
     hours = sum(r["wall_clock_s"] for r in runs) / 3600
-    cost = [f"Best cells so far: {ran}.", f"{len(runs)} runs so far, {hours:.1f} h of wall-clock in all."]
+    cost = [f"Best cells so far: {ran}.", f"{_runs(runs)} so far, {hours:.1f} h of wall-clock in all."]
     if BASELINE not in ev.arms:
-        verdicts = f"AdamW not run yet: no verdict against it ({len(runs)} run(s) so far)."
+        verdicts = f"AdamW not run yet: no verdict against it ({_runs(runs)} so far)."
         return " ".join([head, verdicts, *cost])
     against = [comparison_line(ev, opt, BASELINE) for opt in AGAINST_ADAMW if opt in ev.arms]
     verdicts = f"Against AdamW: {'; '.join(against)}." if against else "No SGD-SaI run yet."
