@@ -16,6 +16,7 @@ from sgdsai_lab.claims import (
     properties,
     recorded_eval_size,
     recorded_floor,
+    recorded_outcomes,
 )
 from sgdsai_lab.stats import Margin
 
@@ -121,8 +122,14 @@ def test_recorded_outcomes_pair_the_evaluation_noise_of_two_cells() -> None:
     assert set(ev.outcomes) == {"sgdsai", "adamw"} and len(ev.outcomes["adamw"]) == 3
     c = ev.compare("sgdsai", "adamw")
     assert c.paired and "(evaluation-set noise paired over the 8 examples)" in _matches_row(runs)
+    runs[1]["eval_correct"] = {"val": "ff"}  # 8 flags, but of a 9-example set
+    runs[1]["eval_sizes"] = {"val": 9}
+    with pytest.raises(
+        ValueError, match=f"record {runs[1]['id']}: eval_correct.val: 2 hex digits cannot hold"
+    ):
+        recorded_outcomes(runs[1:2], "val_accuracy", 9)
     del runs[0]["eval_correct"]  # a best-cell seed without outcomes: that arm falls back to binomial
-    assert not evaluate(runs).compare("sgdsai", "adamw").paired
+    assert recorded_outcomes(runs[:3], "val_accuracy", 8) is None
 
 
 def _matches_row(runs: list[dict]) -> str:

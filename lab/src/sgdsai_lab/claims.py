@@ -275,7 +275,13 @@ def recorded_outcomes(
     packed = [(r.get("eval_correct") or {}).get(split) for r in runs]
     if eval_size is None or not packed or None in packed:
         return None
-    return [unpack_flags(text, eval_size) for text in packed]
+    outcomes = []
+    for run, text in zip(runs, packed, strict=True):
+        try:
+            outcomes.append(unpack_flags(text, eval_size))
+        except ValueError as error:
+            raise ValueError(f"record {run['id']}: eval_correct.{split}: {error}") from None
+    return outcomes
 
 
 def lr_grid(rows: list[dict[str, Any]], optimizer: str, metric: str) -> dict[float, float | None]:
