@@ -18,7 +18,7 @@ from sgdsai_lab.claims import (
     recorded_floor,
     recorded_outcomes,
 )
-from sgdsai_lab.stats import Margin
+from sgdsai_lab.stats import Margin, paired_eval_var
 
 from .fake_records import accuracy_record, lm_cell, lm_record, run_record
 
@@ -114,22 +114,39 @@ def test_an_accuracy_counts_the_noise_of_the_evaluation_set_its_records_declare(
 
 def test_recorded_outcomes_pair_the_evaluation_noise_of_two_cells() -> None:
     runs = _bracketed("sgdsai", 0.805) + _bracketed("adamw", 0.81)
-    for r in runs:
-        r["eval_sizes"] = {"val": 8}
-        hits = round(8 * r["metrics"]["val_accuracy"])
-        r["eval_correct"] = {"val": records.pack_flags([i < hits for i in range(8)])}
+    for r in runs:  # each run gets the first `hits` of 200 examples right: errors shared, as is typical
+        hits = round(200 * r["metrics"]["val_accuracy"])
+        r["metrics"]["val_accuracy"] = hits / 200
+        r["eval_sizes"] = {"val": 200}
+        r["eval_correct"] = {"val": records.pack_flags([i < hits for i in range(200)])}
     ev = evaluate(runs)
     assert set(ev.outcomes) == {"sgdsai", "adamw"} and len(ev.outcomes["adamw"]) == 3
     c = ev.compare("sgdsai", "adamw")
-    assert c.paired and "(evaluation-set noise paired over the 8 examples)" in _matches_row(runs)
-    runs[1]["eval_correct"] = {"val": "ff"}  # 8 flags, but of a 9-example set
-    runs[1]["eval_sizes"] = {"val": 9}
-    with pytest.raises(
-        ValueError, match=f"record {runs[1]['id']}: eval_correct.val: 2 hex digits cannot hold"
-    ):
-        recorded_outcomes(runs[1:2], "val_accuracy", 9)
+    a, b = ev.arms["sgdsai"].cell, ev.arms["adamw"].cell
+    eval_var = paired_eval_var(ev.outcomes["sgdsai"], ev.outcomes["adamw"])
+    assert c.paired and c.se == pytest.approx((a.seed_se**2 + b.seed_se**2 + eval_var) ** 0.5)
+    assert eval_var < (a.eval_se**2 + b.eval_se**2) / 4  # shared errors cancel
+    assert "(evaluation-set noise paired over the 200 examples)" in _matches_row(runs)
     del runs[0]["eval_correct"]  # a best-cell seed without outcomes: that arm falls back to binomial
-    assert recorded_outcomes(runs[:3], "val_accuracy", 8) is None
+    assert recorded_outcomes(runs[:3], "val_accuracy", 200) is None
+
+
+@pytest.mark.parametrize(
+    ("packed", "accuracy", "message"),
+    [
+        ("ff", 1.0, "2 hex digits cannot hold exactly 9 flags"),
+        ("ff8", 0.5, "counts 9/9 correct, not its val_accuracy 0.5"),
+        (None, 0.5, ""),  # no outcomes: no pairing, no error
+    ],
+)
+def test_outcomes_that_do_not_fit_their_record_are_refused_by_name(packed, accuracy, message) -> None:
+    (run,) = _cell("sgdsai", 0.1, [accuracy])
+    run["eval_correct"] = None if packed is None else {"val": packed}
+    if not message:
+        assert recorded_outcomes([run], "val_accuracy", 9) is None
+        return
+    with pytest.raises(ValueError, match=f"record {run['id']}: eval_correct.val:? {message}"):
+        recorded_outcomes([run], "val_accuracy", 9)
 
 
 def _matches_row(runs: list[dict]) -> str:

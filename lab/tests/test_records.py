@@ -194,6 +194,11 @@ def test_packed_flags_read_back_as_written(flags) -> None:
     assert len(text) == -(-len(flags) // 4) and set(text) <= set("0123456789abcdef")
 
 
+def test_packed_flags_fill_each_hex_digit_from_its_highest_bit() -> None:
+    assert records.pack_flags([True, False, False, False, True]) == "88"  # 1000 1(000)
+    assert records.pack_flags([]) == "" and records.pack_flags([False, True, True, True]) == "7"
+
+
 def test_packed_flags_of_another_count_are_refused() -> None:
     text = records.pack_flags([True] * 9)  # three hex digits
     with pytest.raises(ValueError, match="cannot hold exactly 13 flags"):

@@ -270,17 +270,25 @@ def recorded_outcomes(
     runs: list[dict[str, Any]], metric: str, eval_size: int | None
 ) -> list[list[bool]] | None:
     """Each run's per-example outcomes on ``metric``'s split (``eval_correct``, `records.pack_flags`
-    of ``eval_size`` flags), ``None`` unless every run recorded them (older records, a diverged seed)."""
+    of ``eval_size`` flags), ``None`` unless every run recorded them (older records, a diverged seed)
+    on a set of two or more examples. A ``ValueError`` names a record whose outcomes do not unpack
+    or do not count its recorded accuracy."""
     split = metric.split("_")[0]
     packed = [(r.get("eval_correct") or {}).get(split) for r in runs]
-    if eval_size is None or not packed or None in packed:
+    if eval_size is None or eval_size < 2 or not packed or None in packed:
         return None
     outcomes = []
     for run, text in zip(runs, packed, strict=True):
         try:
-            outcomes.append(unpack_flags(text, eval_size))
-        except ValueError as error:
+            flags = unpack_flags(text, eval_size)
+        except (TypeError, ValueError) as error:
             raise ValueError(f"record {run['id']}: eval_correct.{split}: {error}") from None
+        if abs(sum(flags) / eval_size - run["metrics"][metric]) > 0.5 / eval_size:
+            raise ValueError(
+                f"record {run['id']}: eval_correct.{split} counts {sum(flags)}/{eval_size} correct, "
+                f"not its {metric} {run['metrics'][metric]:g}"
+            )
+        outcomes.append(flags)
     return outcomes
 
 

@@ -158,7 +158,7 @@ def run(
         "eval_sizes": task.info.get("eval_sizes"),
         "eval_correct": None
         if diverged or task.outcomes is None
-        else {split: records.pack_flags(flags.tolist()) for split, flags in task.outcomes(model).items()},
+        else {split: records.pack_flags(flags.tolist()) for split, flags in task.outcomes().items()},
         "tokens_per_step": task.info.get("tokens_per_step"),
         "peak_rss_mib": _peak_rss_mib(),
         "loss_curve": losses,

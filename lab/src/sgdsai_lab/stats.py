@@ -292,7 +292,9 @@ def paired_eval_var(a: np.ndarray, b: np.ndarray) -> float:
     sample variance of the dᵢ). Examples both cells get right (or wrong) cancel. The sum of the two
     binomial variances, p_a(1 − p_a)/m + p_b(1 − p_b)/m, ignores that: it equals s²_d / m for one
     seed a side with uncorrelated errors and exceeds it when the errors correlate, as two models'
-    errors on one test set do.
+    errors on one test set do. The part of s²_d that comes from seeds disagreeing on an example is
+    also in the seed variance s² of each cell, so with the seed terms (`welch`) it is counted twice:
+    the standard error errs wide, never narrow.
     """
     a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
     if a.shape[1] != b.shape[1] or a.shape[1] < 2:

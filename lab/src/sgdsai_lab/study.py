@@ -289,12 +289,20 @@ def scale_gap(runs: list[dict[str, Any]]) -> str:
     if not measured or not numel or set(measured) != set(numel):
         return ""
     gaps = {name: abs(numel[name] / measured[name] - 1) for name in measured if measured[name] > 0}
+    if not gaps:
+        return ""
     worst = max(gaps, key=gaps.__getitem__)
     median = sorted(gaps.values())[len(gaps) // 2]
     return (
-        f"the scales differ by {100 * median:.2g}% (median over the tensors), at most "
-        f"{100 * gaps[worst]:.2g}% (`{worst}`)"
+        f"the scales differ by {_percent(median)} (median over the tensors), at most "
+        f"{_percent(gaps[worst])} (`{worst}`)"
     )
+
+
+def _percent(fraction: float) -> str:
+    """``0.055`` as ``5.5%``, ``1.5`` as ``150%``, ``1.1e-5`` as ``0.0011%``: two significant digits."""
+    value = 100 * fraction
+    return f"{value:.0f}%" if value >= 10 else f"{float(f'{value:.2g}'):g}%"
 
 
 def _numel(groups: dict[tuple, list[dict[str, Any]]], workload: Workload, brief: bool) -> str:

@@ -70,4 +70,4 @@ def test_evaluation_scores_both_held_out_splits() -> None:
         out["test_accuracy"] == pytest.approx(want.float().mean().item())
         and out["val_loss"] != out["test_loss"]
     )
-    assert torch.equal(outcomes(model)["test"], want)
+    assert torch.equal(outcomes()["test"], want)

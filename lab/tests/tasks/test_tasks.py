@@ -120,9 +120,9 @@ def test_a_classification_task_s_outcomes_are_its_accuracies_example_by_example(
     if name.startswith("lora"):
         pytest.importorskip("peft")
     task = build_task(name, "synthetic", "tiny", 0, 4)
-    assert task.outcomes is not None
+    assert task.outcomes is not None and task.outcomes() == {}  # nothing evaluated yet
     for _ in range(2):  # at the initial weights, then at other ones
-        metrics, outcomes = task.evaluate(task.model), task.outcomes(task.model)
+        metrics, outcomes = task.evaluate(task.model), task.outcomes()
         assert {split: len(flags) for split, flags in outcomes.items()} == task.info["eval_sizes"]
         for split, flags in outcomes.items():
             assert flags.dtype == torch.bool

@@ -82,9 +82,10 @@ class Task:
     #: for classification (what a diverged run counts as in grid averages)
     info: dict[str, Any] = field(default_factory=dict)
     description: str = ""
-    #: classification: ``model -> {split: bool tensor}``, whether each evaluation example is
-    #: classified correctly, in a fixed order (the paired evaluation-set noise of a comparison)
-    outcomes: Callable[[nn.Module], dict[str, Tensor]] | None = None
+    #: classification: ``() -> {split: bool tensor}``, whether each evaluation example was
+    #: classified correctly at the last ``evaluate``, in a fixed order (what pairs the
+    #: evaluation-set noise of two optimizers in a verdict)
+    outcomes: Callable[[], dict[str, Tensor]] | None = None
 
 
 def build_task(name: str, data: str, size: str, seed: int, batch_size: int | None = None) -> Task:

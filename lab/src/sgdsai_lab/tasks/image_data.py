@@ -129,34 +129,30 @@ def linear_floors(splits: ImageSplits, *, cached: bool = False) -> dict[str, flo
 
 def evaluator(
     splits: ImageSplits, forward: Callable[[nn.Module, Tensor], Tensor]
-) -> tuple[Callable[[nn.Module], dict[str, float]], Callable[[nn.Module], dict[str, Tensor]]]:
-    """``(evaluate, outcomes)``: ``model -> {val_loss, val_accuracy, test_loss, test_accuracy}`` and
-    ``model -> {split: per-image correctness}``, both in eval mode, the logits
-    ``forward(model, images)`` computed `EVAL_CHUNK` images at a time on the model's device."""
+) -> tuple[Callable[[nn.Module], dict[str, float]], Callable[[], dict[str, Tensor]]]:
+    """``(evaluate, outcomes)``: ``model -> {val_loss, val_accuracy, test_loss, test_accuracy}`` in
+    eval mode, the logits ``forward(model, images)`` computed `EVAL_CHUNK` images at a time on the
+    model's device; and ``() -> {split: per-image correctness}`` of the last evaluation (so the
+    outcomes a record keeps are those its accuracies count, without a second pass)."""
+    last: dict[str, Tensor] = {}
 
     @torch.no_grad()
-    def logits(model: nn.Module) -> dict[str, tuple[Tensor, Tensor]]:
+    def evaluate(model: nn.Module) -> dict[str, float]:
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
-        out = {
-            name: (
-                torch.cat([forward(model, chunk.to(device)).float().cpu() for chunk in x.split(EVAL_CHUNK)]),
-                y,
+        out = {}
+        for name, (x, y) in (("val", splits.val), ("test", splits.test)):
+            logits = torch.cat(
+                [forward(model, chunk.to(device)).float().cpu() for chunk in x.split(EVAL_CHUNK)]
             )
-            for name, (x, y) in (("val", splits.val), ("test", splits.test))
-        }
+            last[name] = logits.argmax(-1) == y
+            out[f"{name}_loss"] = F.cross_entropy(logits, y).item()
+            out[f"{name}_accuracy"] = last[name].float().mean().item()
         model.train(was_training)
         return out
 
-    def evaluate(model: nn.Module) -> dict[str, float]:
-        out = {}
-        for name, (z, y) in logits(model).items():
-            out[f"{name}_loss"] = F.cross_entropy(z, y).item()
-            out[f"{name}_accuracy"] = (z.argmax(-1) == y).float().mean().item()
-        return out
-
-    def outcomes(model: nn.Module) -> dict[str, Tensor]:
-        return {name: z.argmax(-1) == y for name, (z, y) in logits(model).items()}
+    def outcomes() -> dict[str, Tensor]:
+        return dict(last)
 
     return evaluate, outcomes

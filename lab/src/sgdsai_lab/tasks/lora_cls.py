@@ -154,33 +154,32 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
     def loss(model: torch.nn.Module, b: Batch) -> torch.Tensor:
         return F.cross_entropy(model(input_ids=b[0], attention_mask=b[1]).logits, b[2])
 
+    last: dict[str, torch.Tensor] = {}
+
     @torch.no_grad()
-    def logits(model: torch.nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    def evaluate(model: torch.nn.Module) -> dict[str, float]:
+        """Mean loss and accuracy on each of validation and test, and the LoRA factors' drift."""
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
         out = {}
         for name, chunks in splits.items():
-            z = torch.cat(
+            logits = torch.cat(
                 [
                     model(input_ids=chunk_ids.to(device), attention_mask=chunk_mask.to(device)).logits.cpu()
                     for chunk_ids, chunk_mask, _ in chunks
                 ]
             )
-            out[name] = (z, torch.cat([chunk[2] for chunk in chunks]))
+            truth = torch.cat([chunk[2] for chunk in chunks])
+            last[name] = logits.argmax(-1) == truth
+            out[f"{name}_loss"] = F.cross_entropy(logits, truth).item()
+            out[f"{name}_accuracy"] = last[name].float().mean().item()
         model.train(was_training)
-        return out
-
-    def evaluate(model: torch.nn.Module) -> dict[str, float]:
-        """Mean loss and accuracy on each of validation and test, and the LoRA factors' drift."""
-        out = {}
-        for name, (z, truth) in logits(model).items():
-            out[f"{name}_loss"] = F.cross_entropy(z, truth).item()
-            out[f"{name}_accuracy"] = (z.argmax(-1) == truth).float().mean().item()
         return {**out, **lora_metrics(model, initial)}
 
-    def outcomes(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-        return {name: z.argmax(-1) == truth for name, (z, truth) in logits(model).items()}
+    def outcomes() -> dict[str, torch.Tensor]:
+        """Per-example correctness at the last `evaluate`."""
+        return dict(last)
 
     config = base.config
     layer = "base_model.model.bert.encoder.layer.0.attention.self.{}.lora_{}.default.weight"
