@@ -207,3 +207,8 @@ def test_the_numel_answer_says_how_far_the_two_sets_of_scales_lie_apart() -> Non
     assert scale_gap(runs) == "the scales differ by 1% (median over the tensors), at most 10% (`ln`)"
     text = "\n".join(study_markdown(group(runs), None))
     assert "vs sgdsai 1.4000 (n 3, lr 1): Δ +0.0000" in text and "; the scales differ by 1% (median" in text
+
+
+def test_a_brief_paragraph_without_adamw_still_shows_the_best_cells() -> None:
+    text = "\n".join(study_markdown(group(lm_cell("sgdsai", 1.0, 1.40)), None, brief=True))
+    assert "AdamW not run yet: no verdict against it. Best cells so far: `sgdsai` 1.400 (lr 1, n 3)." in text

@@ -186,7 +186,8 @@ def brief_paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) 
         f"{_floor_text(ev, floor_model(runs))}; {_runs(runs)}, {hours:.1f} h."
     )
     if BASELINE not in ev.arms:
-        return f"{head} AdamW not run yet: no verdict against it."
+        ran = "; ".join(_arm_text(ev, opt, brief=True) for opt in sorted(ev.arms))
+        return f"{head} AdamW not run yet: no verdict against it. Best cells so far: {ran}."
     against = [
         f"{_arm_text(ev, opt, brief=True)}: {brief_diff(ev.compare(opt, BASELINE), ev)} "
         f"— {verdict_text(ev.compare(opt, BASELINE))}"
