@@ -421,7 +421,7 @@ def compare(
         return result(MATCHES)
     if p_diff < ALPHA:
         return result(BEATS if _sign(goal) * d > 0 else TRAILS)
-    return result(INCONCLUSIVE, f"the 90% interval leaves ±{m:g} and the 95% interval holds zero")
+    return result(INCONCLUSIVE, f"the 90% interval leaves ±{m:.3g} and the 95% interval holds zero")
 
 
 @dataclass(frozen=True)
