@@ -258,12 +258,13 @@ def recorded_eval_size(runs: list[dict[str, Any]], metric: str) -> int | None:
     if not metric.endswith("accuracy"):
         return None
     split = metric.split("_")[0]
-    sizes = {(r.get("eval_sizes") or {}).get(split) for r in runs}
-    if None in sizes:
+    declared = [(r.get("eval_sizes") or {}).get(split) for r in runs]
+    sizes = sorted({int(m) for m in declared if m is not None})
+    if None in declared or not sizes:
         return None
     if len(sizes) > 1:
-        raise ValueError(f"the records of one setting declare different {split} set sizes: {sorted(sizes)}")
-    return sizes.pop()
+        raise ValueError(f"the records of one setting declare different {split} set sizes: {sizes}")
+    return sizes[0]
 
 
 def recorded_outcomes(
@@ -280,7 +281,7 @@ def recorded_outcomes(
     outcomes = []
     for run, text in zip(runs, packed, strict=True):
         try:
-            flags = unpack_flags(text, eval_size)
+            flags = unpack_flags(str(text), eval_size)
         except (TypeError, ValueError) as error:
             raise ValueError(f"record {run['id']}: eval_correct.{split}: {error}") from None
         if abs(sum(flags) / eval_size - run["metrics"][metric]) > 0.5 / eval_size:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Final, Literal
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats as _scipy_stats
 
 Goal = Literal["min", "max"]
@@ -283,7 +284,7 @@ class Comparison:
     paired: bool = False
 
 
-def paired_eval_var(a: np.ndarray, b: np.ndarray) -> float:
+def paired_eval_var(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
     """The evaluation-set variance of the difference of two cells' accuracies measured on the same
     m examples, from their per-example outcomes ``a`` (n_a seeds × m, 1 = correct) and ``b``.
 
