@@ -188,11 +188,10 @@ def brief_paragraph(workload: Workload, key: tuple, runs: list[dict[str, Any]]) 
     if BASELINE not in ev.arms:
         ran = "; ".join(_arm_text(ev, opt, brief=True) for opt in sorted(ev.arms))
         return f"{head} AdamW not run yet: no verdict against it. Best cells so far: {ran}."
+    compared = {opt: ev.compare(opt, BASELINE) for opt in AGAINST_ADAMW if opt in ev.arms}
     against = [
-        f"{_arm_text(ev, opt, brief=True)}: {brief_diff(ev.compare(opt, BASELINE), ev)} "
-        f"— {verdict_text(ev.compare(opt, BASELINE))}"
-        for opt in AGAINST_ADAMW
-        if opt in ev.arms
+        f"{_arm_text(ev, opt, brief=True)}: {brief_diff(c, ev)} — {verdict_text(c)}"
+        for opt, c in compared.items()
     ]
     verdicts = f"Against it (Δ, 95% interval): {'; '.join(against)}." if against else ""
     return " ".join(part for part in (head, f"{_arm_text(ev, BASELINE, brief=True)}.", verdicts,
@@ -237,15 +236,20 @@ def _pair(
     return "; ".join(parts)
 
 
+def _scales(runs: list[dict[str, Any]], optimizer: str) -> dict[str, float] | None:
+    """The first-step scales of ``optimizer``'s lowest-seed record that has them."""
+    mine = sorted(
+        (r for r in runs if r["config"]["optimizer"] == optimizer), key=lambda r: r["config"]["seed"]
+    )
+    return next((r["sgdsai_scales"] for r in mine if r.get("sgdsai_scales")), None)
+
+
 def m_setter(runs: list[dict[str, Any]], embedding: str) -> tuple[str, bool]:
     """Which tensor set M (the one whose scale is 1) in a setting's `sgdsai` records (a seed-0 one
     where there is one), the scale of the ``embedding`` tensor and the largest of the others', and
     whether a block set M, alone or tied with the embedding (then M over the blocks is the same M,
     and `sgdsai-blocks-m` is `sgdsai` step for step)."""
-    sgdsai = sorted(
-        (r for r in runs if r["config"]["optimizer"] == "sgdsai"), key=lambda r: r["config"]["seed"]
-    )
-    scales = next((r.get("sgdsai_scales") for r in sgdsai if r.get("sgdsai_scales")), None)
+    scales = _scales(runs, "sgdsai")
     if not scales or embedding not in scales:
         return f"no `sgdsai` record with the scale of `{embedding}`", False
     blocks = {name: v for name, v in scales.items() if name != embedding}
@@ -272,14 +276,6 @@ def _embedding_m(
         f"{workload.name}: "
     )
     return f"{workload.name}: {setter}; {comparison}"
-
-
-def _scales(runs: list[dict[str, Any]], optimizer: str) -> dict[str, float] | None:
-    """The first-step scales of ``optimizer``'s lowest-seed record that has them."""
-    mine = sorted(
-        (r for r in runs if r["config"]["optimizer"] == optimizer), key=lambda r: r["config"]["seed"]
-    )
-    return next((r["sgdsai_scales"] for r in mine if r.get("sgdsai_scales")), None)
 
 
 def scale_gap(runs: list[dict[str, Any]]) -> str:
