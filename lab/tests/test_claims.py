@@ -14,6 +14,7 @@ from sgdsai_lab.claims import (
     evaluate,
     label,
     properties,
+    recorded_eval_digest,
     recorded_eval_size,
     recorded_floor,
     recorded_outcomes,
@@ -119,6 +120,7 @@ def test_recorded_outcomes_pair_the_evaluation_noise_of_two_cells() -> None:
         r["metrics"]["val_accuracy"] = hits / 200
         r["eval_sizes"] = {"val": 200}
         r["eval_correct"] = {"val": records.pack_flags([i < hits for i in range(200)])}
+        r["eval_digests"] = {"val": "0123456789abcdef"}
     ev = evaluate(runs)
     assert set(ev.outcomes) == {"sgdsai", "adamw"} and len(ev.outcomes["adamw"]) == 3
     c = ev.compare("sgdsai", "adamw")
@@ -129,6 +131,25 @@ def test_recorded_outcomes_pair_the_evaluation_noise_of_two_cells() -> None:
     assert "(evaluation-set noise paired over the 200 examples)" in _matches_row(runs)
     del runs[0]["eval_correct"]  # a best-cell seed without outcomes: that arm falls back to binomial
     assert recorded_outcomes(runs[:3], "val_accuracy", 200) is None
+
+
+def test_outcomes_are_paired_only_over_one_declared_evaluation_set() -> None:
+    runs = _bracketed("sgdsai", 0.805) + _bracketed("adamw", 0.81)
+    for r in runs:
+        hits = round(200 * r["metrics"]["val_accuracy"])
+        r["metrics"]["val_accuracy"] = hits / 200
+        r["eval_sizes"] = {"val": 200}
+        r["eval_correct"] = {"val": records.pack_flags([i < hits for i in range(200)])}
+    assert recorded_eval_digest(runs, "val_accuracy") is None
+    assert evaluate(runs).outcomes == {}  # no digest: not known to be one set, so binomial terms
+    for r in runs:
+        r["eval_digests"] = {"val": "0123456789abcdef"}
+    assert recorded_eval_digest(runs, "val_accuracy") == "0123456789abcdef"
+    assert recorded_eval_digest(runs, "val_loss") is None
+    assert set(evaluate(runs).outcomes) == {"sgdsai", "adamw"}
+    runs[-1]["eval_digests"] = {"val": "fedcba9876543210"}
+    with pytest.raises(ValueError, match="scored different val sets"):
+        evaluate(runs)
 
 
 @pytest.mark.parametrize(

@@ -48,6 +48,7 @@ def test_divergence_is_recorded_not_raised() -> None:
 
 def test_a_classification_record_holds_its_final_outcomes_example_by_example() -> None:
     record = run(RunConfig("vit", "sgdsai", 0.3, 0.0, 3, data="synthetic", batch_size=8))
+    assert set(record["eval_digests"]) == set(record["eval_sizes"])
     for split, m in record["eval_sizes"].items():
         flags = records.unpack_flags(record["eval_correct"][split], m)
         assert sum(flags) / m == pytest.approx(record["metrics"][f"{split}_accuracy"], abs=1e-6)

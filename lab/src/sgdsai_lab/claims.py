@@ -192,13 +192,14 @@ def evaluate(runs: list[dict[str, Any]], stated: Stated | None = None) -> Evalua
     best = best_rows(rows, selection)
     arms, chooser = {}, {}
     eval_size = stated.eval_size if metric.endswith("accuracy") else None
+    same_set = eval_size is not None and recorded_eval_digest(runs, metric) is not None
     outcomes = {}
     for opt, row in best.items():
         reported, chooser[opt] = reported_runs(row)
         values = [None if r["metrics"]["diverged"] else r["metrics"].get(metric) for r in reported]
         grid = stats.bracket(lr_grid(rows, opt, selection), goal(selection))
         arms[opt] = stats.Arm(opt, stats.summarise(values, eval_size=eval_size), grid)
-        found = recorded_outcomes(reported, metric, eval_size)
+        found = recorded_outcomes(reported, metric, eval_size) if same_set else None
         if found is not None:
             outcomes[opt] = found
     return Evaluated(selection, metric, stated, rows, best, arms, chooser, outcomes)
@@ -265,6 +266,27 @@ def recorded_eval_size(runs: list[dict[str, Any]], metric: str) -> int | None:
     if len(sizes) > 1:
         raise ValueError(f"the records of one setting declare different {split} set sizes: {sizes}")
     return sizes[0]
+
+
+def recorded_eval_digest(runs: list[dict[str, Any]], metric: str) -> str | None:
+    """The `sgdsai_lab.tasks.tensors_digest` of the examples ``metric``'s split scored, which every
+    run of the setting declares (``eval_digests``): per-example outcomes are paired across cells only
+    where it exists. ``None`` for a loss, or where some record declares none (older records); a
+    ``ValueError`` where the records declare different sets (the task's data changed without a new
+    task revision)."""
+    if not metric.endswith("accuracy"):
+        return None
+    split = metric.split("_")[0]
+    declared = [(r.get("eval_digests") or {}).get(split) for r in runs]
+    digests = sorted({str(d) for d in declared if d is not None})
+    if None in declared or not digests:
+        return None
+    if len(digests) > 1:
+        raise ValueError(
+            f"the records of one setting scored different {split} sets (digests {', '.join(digests)}): "
+            "a task whose data changes needs a new task revision"
+        )
+    return digests[0]
 
 
 def recorded_outcomes(

@@ -156,6 +156,7 @@ def run(
         "chance_accuracy": task.info.get("chance_accuracy"),
         "floors": task.info.get("floors"),
         "eval_sizes": task.info.get("eval_sizes"),
+        "eval_digests": task.info.get("eval_digests"),
         "eval_correct": None
         if diverged or task.outcomes is None
         else {split: records.pack_flags(flags.tolist()) for split, flags in task.outcomes().items()},

@@ -671,8 +671,9 @@ def gsnr_drift(
 RULES: tuple[str, ...] = (
     "a cell is the mean over its seeds, its standard error √(s²/n + p̄(1−p̄)/m), the binomial term counting "
     "an accuracy p̄'s evaluation set of m examples (0 for a loss); where both cells of a comparison recorded "
-    "their per-example outcomes, the two binomial terms give way to the paired one, s²_d/m, s²_d the variance "
-    "over the examples of the difference of their seed-averaged correctness",
+    "their per-example outcomes on one evaluation set (every run of the setting declaring its digest), "
+    "the two binomial terms give way to the paired one, s²_d/m, s²_d the variance over the examples of the "
+    "difference of their seed-averaged correctness",
     f"*inconclusive* unless each side has ≥ {MIN_SEEDS} seeds and no diverged seed at its best cell, and its "
     "best lr is bracketed by a tried lr on each side (a diverged neighbour counts), and the setting states "
     "its floor; the reason is shown",

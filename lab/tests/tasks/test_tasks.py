@@ -9,7 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from sgdsai_lab.tasks import FLOORS, METRICS, TASKS, build_task, length_sorted_chunks, task_spec, trim_padding
+from sgdsai_lab.tasks import (
+    FLOORS,
+    METRICS,
+    TASKS,
+    build_task,
+    length_sorted_chunks,
+    task_spec,
+    tensors_digest,
+    trim_padding,
+)
 
 
 def _padded_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -130,6 +139,25 @@ def test_a_classification_task_s_outcomes_are_its_accuracies_example_by_example(
         with torch.no_grad():
             for p in task.model.parameters():
                 p.add_(torch.randn_like(p), alpha=0.5)
+
+
+def test_tensors_digest_tells_apart_order_values_and_shape() -> None:
+    x, y = torch.arange(6.0).reshape(3, 2), torch.tensor([0, 1, 2])
+    assert tensors_digest((x, y)) == tensors_digest((x.clone(), y.clone()))
+    assert len({
+        tensors_digest((x, y)), tensors_digest((x[[1, 0, 2]], y[[1, 0, 2]])), tensors_digest((x, y.flip(0))),
+        tensors_digest((x.reshape(2, 3), y)), tensors_digest((x.double(), y)),
+    }) == 5  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["vit", "cnn", "lora-cls"])
+def test_a_classification_task_names_the_examples_it_scores_in_order(name: str) -> None:
+    """Per-example outcomes are paired across runs only where their digests say the sets are one."""
+    if name.startswith("lora"):
+        pytest.importorskip("peft")
+    a, b = (build_task(name, "synthetic", "tiny", seed, 4).info["eval_digests"] for seed in (0, 1))
+    assert set(a) == {"val", "test"} and a["val"] != a["test"]
+    assert a == b  # the run seed draws batches and initial weights, never the evaluation sets
 
 
 @pytest.mark.parametrize("name", ["gpt2", "lora"])

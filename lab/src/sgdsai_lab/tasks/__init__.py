@@ -7,8 +7,9 @@ Each task module declares what it offers and how it is judged in one `TaskSpec`,
 
 from __future__ import annotations
 
+import hashlib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,6 +121,17 @@ def length_sorted_chunks(
     padding: rows of similar length share a chunk, so little padding is computed."""
     order = batch[1].sum(1).argsort(stable=True)
     return [trim_padding(chunk) for chunk in zip(*(t[order].split(size) for t in batch))]
+
+
+def tensors_digest(tensors: Iterable[Tensor]) -> str:
+    """The first 16 hex digits of a sha256 of ``tensors``' shapes, dtypes and values, in order: an
+    evaluation set's identity, so that runs whose per-example outcomes are paired are known to have
+    scored the same examples in the same order."""
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(str((tuple(t.shape), t.dtype)).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def row_batches(

@@ -112,6 +112,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         info={  # Adam-mini: no attention here; every tensor falls in its default one-scale-per-tensor
             "floors": image_data.linear_floors(splits, cached=data in image_data.CACHED),
             "eval_sizes": image_data.eval_sizes(splits),
+            "eval_digests": image_data.eval_digests(splits),
             "chance_accuracy": 0.1,  # ten classes: what a diverged run counts as in grid averages
             "dim": 4 * width,  # block (biases: per-coordinate Adam). dim and n_heads go unused.
             "n_heads": 1,

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from sgdsai_lab import floors
 from sgdsai_lab.fetch import cached_json
+from sgdsai_lab.tasks import tensors_digest
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,11 @@ def digest(splits: ImageSplits) -> str:
 def eval_sizes(splits: ImageSplits) -> dict[str, int]:
     """The number of images in each evaluation split: what an accuracy's binomial noise depends on."""
     return {"val": len(splits.val[1]), "test": len(splits.test[1])}
+
+
+def eval_digests(splits: ImageSplits) -> dict[str, str]:
+    """Each evaluation split's `sgdsai_lab.tasks.tensors_digest` (images and labels, in order)."""
+    return {"val": tensors_digest(splits.val), "test": tensors_digest(splits.test)}
 
 
 def linear_floors(splits: ImageSplits, *, cached: bool = False) -> dict[str, float]:

@@ -26,7 +26,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sgdsai_lab.tasks import Task, TaskSpec, length_sorted_chunks, row_batches, trim_padding
+from sgdsai_lab.tasks import (
+    Task,
+    TaskSpec,
+    length_sorted_chunks,
+    row_batches,
+    tensors_digest,
+    trim_padding,
+)
 from sgdsai_lab.tasks.lora_metrics import lora_metrics, lora_snapshot
 
 RANKS = {"tiny": 8, "small": 16, "base": 32}
@@ -198,6 +205,9 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
         info={  # Adam-mini's per-head blocks do not fit rank-r factors: it treats them as plain Adam
             "floors": floors,
             "eval_sizes": {name: len(rows) for name, rows in held_rows.items()},
+            "eval_digests": {
+                name: tensors_digest(t for chunk in chunks for t in chunk) for name, chunks in splits.items()
+            },
             "chance_accuracy": 1 / CLASSES,  # what a diverged run counts as in grid averages
             "dim": config.hidden_size,
             "n_heads": config.num_attention_heads,

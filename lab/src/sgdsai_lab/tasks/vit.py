@@ -67,6 +67,7 @@ def build(data: str, size: str, seed: int, batch_size: int | None = None) -> Tas
             "chance_accuracy": 0.1,
             "floors": image_data.linear_floors(splits, cached=data in image_data.CACHED),
             "eval_sizes": image_data.eval_sizes(splits),
+            "eval_digests": image_data.eval_digests(splits),
             "io_names": [
                 "vit.embeddings.cls_token",
                 "vit.embeddings.position_embeddings",
