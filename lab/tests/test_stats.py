@@ -512,6 +512,28 @@ def test_the_paired_evaluation_variance_is_the_variance_of_the_difference_over_r
     assert truth < 0.5 * (pa * (1 - pa) + pb * (1 - pb)) / m  # the binomial sum overstates it
 
 
+def test_seed_and_evaluation_terms_together_are_the_variance_over_redrawn_seeds_and_test_sets() -> None:
+    """Oracle: each draw takes a new test set of m examples and n new seeds per cell (a seed shifts
+    a model's logits; each outcome is then a coin). The variance of ā − b̄ across the draws is what
+    s²_a/n + s²_b/n + paired_eval_var estimates; without the interaction correction (s²_d / m) the
+    seeds' disagreement on examples would be counted twice."""
+    rng = np.random.default_rng(0)
+    m, n, draws = 200, 3, 2000
+    difficulty = rng.normal(size=(draws, 1, m))
+
+    def cell(base: float, slope: float) -> np.ndarray:  # draws x seeds x examples
+        logits = base + slope * difficulty + rng.normal(0, 0.2, size=(draws, n, 1))
+        return (rng.random((draws, n, m)) < 1 / (1 + np.exp(-logits))).astype(float)
+
+    a, b = cell(1.2, 1.5), cell(1.0, 1.0)
+    truth = (a.mean((1, 2)) - b.mean((1, 2))).var(ddof=1)
+    seeds = a.mean(2).var(1, ddof=1) / n + b.mean(2).var(1, ddof=1) / n
+    estimates = seeds + [paired_eval_var(x, y) for x, y in zip(a, b, strict=True)]
+    uncorrected = seeds + (a.mean(1) - b.mean(1)).var(1, ddof=1) / m
+    assert np.mean(estimates) == pytest.approx(truth, rel=0.1)
+    assert np.mean(uncorrected) > 1.25 * truth
+
+
 @given(st.lists(st.booleans(), min_size=2, max_size=60))
 def test_an_arm_against_its_own_outcomes_has_no_evaluation_noise_and_flipped_ones_have_all(flags) -> None:
     a = np.array([flags], dtype=float)

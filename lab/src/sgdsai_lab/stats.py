@@ -286,16 +286,23 @@ class Comparison:
 
 def paired_eval_var(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
     """The evaluation-set variance of the difference of two cells' accuracies measured on the same
-    m examples, from their per-example outcomes ``a`` (n_a seeds × m, 1 = correct) and ``b``.
+    m examples, from their per-example outcomes ``a`` (n_a seeds × m, 1 = correct) and ``b``: the
+    part of Var(ā − b̄) that the seed variances s²_a/n_a + s²_b/n_b (`welch`) do not already hold.
 
     With dᵢ = āᵢ − b̄ᵢ (example i's correctness averaged over each cell's seeds), the cells' mean
-    accuracies differ by d̄, and drawing the m examples anew moves d̄ by Var(d̄) = s²_d / m (s²_d the
+    accuracies differ by d̄, and drawing the m examples anew moves d̄ by about s²_d / m (s²_d the
     sample variance of the dᵢ). Examples both cells get right (or wrong) cancel. The sum of the two
     binomial variances, p_a(1 − p_a)/m + p_b(1 − p_b)/m, ignores that: it equals s²_d / m for one
     seed a side with uncorrelated errors and exceeds it when the errors correlate, as two models'
-    errors on one test set do. The part of s²_d that comes from seeds disagreeing on an example is
-    also in the seed variance s² of each cell, so with the seed terms (`welch`) it is counted twice:
-    the standard error errs wide, never narrow.
+    errors on one test set do.
+
+    Seeds that disagree on an example also put their disagreement into s²_d, by σ²_× / n per cell
+    (σ²_× the seed × example interaction variance), and into each cell's seed variance s², by σ²_× / m:
+    counted twice. The two-way residual mean square of each cell's n × m outcomes,
+    r = Σᵢⱼ (yⱼᵢ − ȳⱼ· − ȳ·ᵢ + ȳ··)² / ((n − 1)(m − 1)), estimates σ²_× without bias, so the
+    variance returned is (s²_d − r_a/n_a − r_b/n_b) / m, floored at 0 (r = 0 for a single seed,
+    where it cannot be estimated: the estimate then errs wide, never narrow). With the seed terms
+    it estimates Var(ā − b̄) over redrawn seeds and examples without bias (an oracle test checks).
     """
     a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
     if a.shape[1] != b.shape[1] or a.shape[1] < 2:
@@ -303,7 +310,17 @@ def paired_eval_var(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
             f"outcomes of one evaluation set of two or more examples needed, got {a.shape}, {b.shape}"
         )
     d = a.mean(axis=0) - b.mean(axis=0)
-    return float(d.var(ddof=1) / d.size)
+    twice = sum(_interaction_var(y) / len(y) for y in (a, b))
+    return float(max(d.var(ddof=1) - twice, 0.0) / d.size)
+
+
+def _interaction_var(y: npt.NDArray[np.float64]) -> float:
+    """The two-way residual mean square of seeds × examples outcomes ``y`` (0 for one seed)."""
+    n, m = y.shape
+    if n < 2:
+        return 0.0
+    residual = y - y.mean(axis=1, keepdims=True) - y.mean(axis=0, keepdims=True) + y.mean()
+    return float((residual**2).sum() / ((n - 1) * (m - 1)))
 
 
 def welch(a: CellSummary, b: CellSummary, *, eval_var: float | None = None) -> tuple[float, float, float]:
@@ -672,8 +689,9 @@ RULES: tuple[str, ...] = (
     "a cell is the mean over its seeds, its standard error √(s²/n + p̄(1−p̄)/m), the binomial term counting "
     "an accuracy p̄'s evaluation set of m examples (0 for a loss); where both cells of a comparison recorded "
     "their per-example outcomes on one evaluation set (every run of the setting declaring its digest), "
-    "the two binomial terms give way to the paired one, s²_d/m, s²_d the variance over the examples of the "
-    "difference of their seed-averaged correctness",
+    "the two binomial terms give way to the paired one, (s²_d − r_a/n_a − r_b/n_b)/m floored at 0, s²_d the "
+    "variance over the examples of the difference of their seed-averaged correctness, r a cell's seed × "
+    "example residual mean square (the seeds' disagreement, which s² already counts)",
     f"*inconclusive* unless each side has ≥ {MIN_SEEDS} seeds and no diverged seed at its best cell, and its "
     "best lr is bracketed by a tried lr on each side (a diverged neighbour counts), and the setting states "
     "its floor; the reason is shown",
