@@ -111,6 +111,9 @@ def test_an_accuracy_counts_the_noise_of_the_evaluation_set_its_records_declare(
     runs[0]["eval_sizes"] = {"val": 400, "test": 1000}
     with pytest.raises(ValueError, match="different val set sizes"):
         recorded_eval_size(runs, "val_accuracy")
+    del runs[1]["eval_sizes"]  # an older record does not hide the conflict of two others
+    with pytest.raises(ValueError, match="different val set sizes"):
+        recorded_eval_size(runs, "val_accuracy")
 
 
 def test_recorded_outcomes_pair_the_evaluation_noise_of_two_cells() -> None:
@@ -148,6 +151,9 @@ def test_outcomes_are_paired_only_over_one_declared_evaluation_set() -> None:
     assert recorded_eval_digest(runs, "val_loss") is None
     assert set(evaluate(runs).outcomes) == {"sgdsai", "adamw"}
     runs[-1]["eval_digests"] = {"val": "fedcba9876543210"}
+    with pytest.raises(ValueError, match="scored different val sets"):
+        evaluate(runs)
+    del runs[0]["eval_digests"]  # an older record does not hide the conflict of two others
     with pytest.raises(ValueError, match="scored different val sets"):
         evaluate(runs)
 

@@ -515,23 +515,26 @@ def test_the_paired_evaluation_variance_is_the_variance_of_the_difference_over_r
 def test_seed_and_evaluation_terms_together_are_the_variance_over_redrawn_seeds_and_test_sets() -> None:
     """Oracle: each draw takes a new test set of m examples and n new seeds per cell (a seed shifts
     a model's logits; each outcome is then a coin). The variance of ā − b̄ across the draws is what
-    s²_a/n + s²_b/n + paired_eval_var estimates; without the interaction correction (s²_d / m) the
-    seeds' disagreement on examples would be counted twice."""
+    s²_a/n + s²_b/n + paired_eval_var estimates. The cells share part of each example's difficulty,
+    so the evaluation term is large and a wrong correction shows: without it the seeds'
+    disagreement on examples is counted twice, with too much of it the evaluation noise is lost."""
     rng = np.random.default_rng(0)
-    m, n, draws = 200, 3, 2000
-    difficulty = rng.normal(size=(draws, 1, m))
+    m, n, draws = 500, 3, 2000
+    shared = rng.normal(size=(draws, 1, m))
 
-    def cell(base: float, slope: float) -> np.ndarray:  # draws x seeds x examples
-        logits = base + slope * difficulty + rng.normal(0, 0.2, size=(draws, n, 1))
+    def cell(base: float) -> np.ndarray:  # draws x seeds x examples
+        difficulty = shared + 0.5 * rng.normal(size=(draws, 1, m))
+        logits = base + 4.0 * difficulty + rng.normal(0, 0.1, size=(draws, n, 1))
         return (rng.random((draws, n, m)) < 1 / (1 + np.exp(-logits))).astype(float)
 
-    a, b = cell(1.2, 1.5), cell(1.0, 1.0)
+    a, b = cell(2.2), cell(2.0)
     truth = (a.mean((1, 2)) - b.mean((1, 2))).var(ddof=1)
     seeds = a.mean(2).var(1, ddof=1) / n + b.mean(2).var(1, ddof=1) / n
     estimates = seeds + [paired_eval_var(x, y) for x, y in zip(a, b, strict=True)]
     uncorrected = seeds + (a.mean(1) - b.mean(1)).var(1, ddof=1) / m
     assert np.mean(estimates) == pytest.approx(truth, rel=0.1)
     assert np.mean(uncorrected) > 1.25 * truth
+    assert np.mean(seeds) < 0.8 * truth  # the evaluation term is a large part: a zero one would fail
 
 
 @given(st.lists(st.booleans(), min_size=2, max_size=60))

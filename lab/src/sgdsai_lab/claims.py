@@ -261,11 +261,9 @@ def recorded_eval_size(runs: list[dict[str, Any]], metric: str) -> int | None:
     split = metric.split("_")[0]
     declared = [(r.get("eval_sizes") or {}).get(split) for r in runs]
     sizes = sorted({int(m) for m in declared if m is not None})
-    if None in declared or not sizes:
-        return None
     if len(sizes) > 1:
         raise ValueError(f"the records of one setting declare different {split} set sizes: {sizes}")
-    return sizes[0]
+    return None if None in declared or not sizes else sizes[0]
 
 
 def recorded_eval_digest(runs: list[dict[str, Any]], metric: str) -> str | None:
@@ -279,14 +277,12 @@ def recorded_eval_digest(runs: list[dict[str, Any]], metric: str) -> str | None:
     split = metric.split("_")[0]
     declared = [(r.get("eval_digests") or {}).get(split) for r in runs]
     digests = sorted({str(d) for d in declared if d is not None})
-    if None in declared or not digests:
-        return None
     if len(digests) > 1:
         raise ValueError(
             f"the records of one setting scored different {split} sets (digests {', '.join(digests)}): "
             "a task whose data changes needs a new task revision"
         )
-    return digests[0]
+    return None if None in declared or not digests else digests[0]
 
 
 def recorded_outcomes(

@@ -302,7 +302,8 @@ def paired_eval_var(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
     r = Σᵢⱼ (yⱼᵢ − ȳⱼ· − ȳ·ᵢ + ȳ··)² / ((n − 1)(m − 1)), estimates σ²_× without bias, so the
     variance returned is (s²_d − r_a/n_a − r_b/n_b) / m, floored at 0 (r = 0 for a single seed,
     where it cannot be estimated: the estimate then errs wide, never narrow). With the seed terms
-    it estimates Var(ā − b̄) over redrawn seeds and examples without bias (an oracle test checks).
+    it estimates Var(ā − b̄) over redrawn seeds and examples without bias (an oracle test checks):
+    the target is accuracy on the data distribution the test set was drawn from, not on that set.
     """
     a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
     if a.shape[1] != b.shape[1] or a.shape[1] < 2:
