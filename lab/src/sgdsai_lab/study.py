@@ -372,24 +372,22 @@ def batch_plot(groups: dict[tuple, list[dict[str, Any]]], out: Path) -> str | No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7.5, 4))
     colours: dict[str, Any] = {}
     metric = ""
     for style, (_, settings) in zip(("-", "--"), found, strict=True):
-        key, runs = settings[0]
+        _, runs = settings[0]
         ev = evaluate(runs)
         metric = ev.metric
-        batch = describe(key).get("batch_size")
         for opt in sorted({r["optimizer"] for r in ev.rows}):
             pts = sorted((lr, v) for lr, v in lr_grid(ev.rows, opt, ev.metric).items() if v is not None)
             if pts:
-                (line,) = ax.plot(
-                    *zip(*pts), style, marker="o", color=colours.get(opt), label=f"{opt}, batch {batch}"
-                )
+                label = None if opt in colours else opt  # one legend entry per optimizer
+                (line,) = ax.plot(*zip(*pts), style, marker="o", color=colours.get(opt), label=label)
                 colours[opt] = line.get_color()
     ax.set(xscale="log", xlabel="peak learning rate", ylabel=f"final {metric.replace('_', ' ')} (seed 0)",
-           title="batch size: 16 x 128 (solid) vs 128 x 128 (dashed) tokens per step")  # fmt: skip
-    ax.legend(fontsize=6, ncol=2)
+           title=f"solid: {BATCH[0].name}\ndashed: {BATCH[1].name}")  # fmt: skip
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     name = "study-batch-size.png"
     fig.savefig(out / name, dpi=110)
