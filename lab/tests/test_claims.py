@@ -151,10 +151,10 @@ def test_outcomes_are_paired_only_over_one_declared_evaluation_set() -> None:
     assert recorded_eval_digest(runs, "val_loss") is None
     assert set(evaluate(runs).outcomes) == {"sgdsai", "adamw"}
     runs[-1]["eval_digests"] = {"val": "fedcba9876543210"}
-    with pytest.raises(ValueError, match="scored different val sets"):
+    with pytest.raises(ValueError, match="different val set digests"):
         evaluate(runs)
     del runs[0]["eval_digests"]  # an older record does not hide the conflict of two others
-    with pytest.raises(ValueError, match="scored different val sets"):
+    with pytest.raises(ValueError, match="different val set digests"):
         evaluate(runs)
 
 

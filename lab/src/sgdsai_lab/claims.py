@@ -256,14 +256,8 @@ def recorded_eval_size(runs: list[dict[str, Any]], metric: str) -> int | None:
     """The number of examples ``metric``'s split was measured on, as classification tasks declare it
     in their records (``eval_sizes``); ``None`` for a loss, or where some record declares none (older
     records: their accuracies' evaluation-set noise is then not counted, and the report says so)."""
-    if not metric.endswith("accuracy"):
-        return None
-    split = metric.split("_")[0]
-    declared = [(r.get("eval_sizes") or {}).get(split) for r in runs]
-    sizes = sorted({int(m) for m in declared if m is not None})
-    if len(sizes) > 1:
-        raise ValueError(f"the records of one setting declare different {split} set sizes: {sizes}")
-    return None if None in declared or not sizes else sizes[0]
+    size = _declared_once(runs, metric, "eval_sizes", "set sizes")
+    return None if size is None else int(size)
 
 
 def recorded_eval_digest(runs: list[dict[str, Any]], metric: str) -> str | None:
@@ -272,17 +266,24 @@ def recorded_eval_digest(runs: list[dict[str, Any]], metric: str) -> str | None:
     where it exists. ``None`` for a loss, or where some record declares none (older records); a
     ``ValueError`` where the records declare different sets (the task's data changed without a new
     task revision)."""
+    digest = _declared_once(
+        runs, metric, "eval_digests", "set digests (a task whose data changes needs a new revision)"
+    )
+    return None if digest is None else str(digest)
+
+
+def _declared_once(runs: list[dict[str, Any]], metric: str, field: str, what: str) -> Any:
+    """The one value every run declares in ``record[field][split]`` for an accuracy ``metric``'s
+    split; ``None`` for a loss or where some run declares none; a ``ValueError`` naming ``what``
+    where two runs declare different ones (checked first: an older record does not hide it)."""
     if not metric.endswith("accuracy"):
         return None
     split = metric.split("_")[0]
-    declared = [(r.get("eval_digests") or {}).get(split) for r in runs]
-    digests = sorted({str(d) for d in declared if d is not None})
-    if len(digests) > 1:
-        raise ValueError(
-            f"the records of one setting scored different {split} sets (digests {', '.join(digests)}): "
-            "a task whose data changes needs a new task revision"
-        )
-    return None if None in declared or not digests else digests[0]
+    declared = [(r.get(field) or {}).get(split) for r in runs]
+    values = sorted({v for v in declared if v is not None})
+    if len(values) > 1:
+        raise ValueError(f"the records of one setting declare different {split} {what}: {values}")
+    return None if None in declared or not values else values[0]
 
 
 def recorded_outcomes(
