@@ -51,8 +51,12 @@ def test_the_readme_paragraph_is_the_brief_one_with_the_95_interval_and_the_same
     assert len(brief) < len(full)
 
 
-def test_the_three_answers_follow_the_verdicts() -> None:
+def test_the_answers_follow_the_verdicts() -> None:
     text = "\n".join(study_markdown(group(_study()), None))
+    sgd = next(line for line in text.splitlines() if "over plain SGD?" in line)
+    assert "Char-level LM, 16 × 128 tokens per step: sgdsai 1.4000 (n 3, lr 1) vs nesterov 1.6000" in sgd
+    assert "128 × 128 tokens per step: sgdsai 1.6000 (n 3, lr 1) vs nesterov 1.7000" in sgd
+    assert sgd.count("**beats**") == 2 and "ViT on Fashion-MNIST: not run yet" in sgd
     assert "`sgdsai-numel` against `sgdsai`: Char-level LM, 16 × 128 tokens per step: sgdsai-numel" in text
     assert "128 × 128 tokens per step: not run yet (sgdsai-numel has no records)" in text
     assert (
@@ -207,6 +211,23 @@ def test_the_numel_answer_says_how_far_the_two_sets_of_scales_lie_apart() -> Non
     assert scale_gap(runs) == "the scales differ by 1% (median over the tensors), at most 10% (`ln`)"
     text = "\n".join(study_markdown(group(runs), None))
     assert "vs sgdsai 1.4000 (n 3, lr 1): Δ +0.0000" in text and "; the scales differ by 1% (median" in text
+
+
+def test_the_numel_answer_covers_every_workload_with_each_settings_own_scale_gap() -> None:
+    bpe = dict(preset="study-b", data="english")
+    runs = lm_cell("sgdsai", 1.0, 1.40) + lm_cell("sgdsai-numel", 1.0, 1.40)
+    runs += lm_cell("sgdsai", 10.0, 1.40, **bpe) + lm_cell("sgdsai-numel", 10.0, 1.50, **bpe)
+    runs[0]["sgdsai_scales"], runs[5]["sgdsai_scales"] = {"w": 1.0, "b": 0.05}, {"w": 1.0, "b": 0.05}
+    runs[10]["sgdsai_scales"], runs[15]["sgdsai_scales"] = {"w": 1.0, "b": 0.05}, {"w": 1.0, "b": 0.1}
+    numel = next(
+        line for line in "\n".join(study_markdown(group(runs), None)).splitlines() if "(√numel)" in line
+    )
+    a16, bpe_part = numel.split("BPE LM (GPT-2 on English BPE-8k): ")
+    assert "the scales differ by 0% (median over the tensors)" in a16
+    assert (
+        bpe_part.startswith("sgdsai-numel 1.5000 (n 3, lr 10) vs sgdsai 1.4000") and "**trails**" in bpe_part
+    )
+    assert "at most 100% (`b`)" in bpe_part and "ViT on Fashion-MNIST: not run yet" in bpe_part
 
 
 def test_a_brief_paragraph_without_adamw_still_shows_the_best_cells() -> None:
