@@ -140,6 +140,40 @@ def test_only_names_the_preset_grid_it_must_choose_from(tmp_path, capsys, argv, 
     assert not list(tmp_path.iterdir())  # nothing ran
 
 
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [(["--steps", "2"], "--steps"), (["--optimizers", "adamw"], "--optimizers"), (["--lrs", "1"], "--lrs"),
+     (["--data", "synthetic"], "--data"), (["--grad-clip", "0.5"], "--grad-clip")],
+)  # fmt: skip
+def test_an_option_the_preset_sets_is_refused_not_silently_overridden(tmp_path, capsys, argv, flag) -> None:
+    assert cli.main(["sweep", "gpt2", "--preset", "study-a16", *argv, "--records", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"sgdsai: error: {flag}: set by --preset study-a16, which fixes --optimizers,")
+    assert f"({presets.PRESET_DIR / 'study-a16.toml'}), edit the copy" in err and err.count("\n") == 1
+    assert not list(tmp_path.iterdir())  # nothing ran
+
+
+def test_an_option_given_with_the_presets_own_value_or_one_it_leaves_open_is_accepted(
+    monkeypatch, tmp_path
+) -> None:
+    ran: list = []
+    monkeypatch.setattr(sweep, "run_preset", lambda preset, args: ran.append(args))
+    argv = [
+        "sweep",
+        "gpt2",
+        "--preset",
+        "study-a16",
+        "--data",
+        "stdlib",
+        "--steps",
+        "3000",
+        "--warmup-ratio",
+        "0.2",
+    ]
+    assert cli.main([*argv, "--records", str(tmp_path)]) == 0
+    assert [a.warmup_ratio for a in ran] == [0.2]
+
+
 def test_only_runs_the_chosen_optimizers_of_a_preset_in_the_order_given(monkeypatch, tmp_path) -> None:
     ran: list[str] = []
     monkeypatch.setattr(sweep, "run_sweep", lambda configs, *_: ran.extend(c.optimizer for c in configs))

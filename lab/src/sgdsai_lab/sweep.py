@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import itertools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -20,7 +21,7 @@ from typing import Any
 
 from sgdsai_lab import presets
 from sgdsai_lab import records as record_files
-from sgdsai_lab.config import ConfigError, RunConfig
+from sgdsai_lab.config import GRID_FIELDS, ConfigError, RunConfig
 from sgdsai_lab.metrics import METRICS, metric_value
 from sgdsai_lab.resume import DEFAULT_EVERY_S, checkpoint_path
 from sgdsai_lab.run import record_path, run
@@ -81,7 +82,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--preset",
         metavar="NAME|FILE.toml",
         default=None,
-        help="a named grid, or a preset file of that format (overrides the grid and task options; "
+        help="a named grid, or a preset file of that format (it sets the grid and the data, size, steps, "
+        "batch size, eval interval and clipping; giving one of those options beside it is an error; "
         f"see {presets.__name__}): "
         + "; ".join(f"{n}: {presets.find(n).description}" for n in presets.names()),
     )
@@ -94,7 +96,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "extensions and extra seeds), e.g. to split a long preset between two processes (give them "
         "disjoint lists)",
     )
-    p.set_defaults(run=_main)
+    p.set_defaults(run=functools.partial(_main, p))
+
+
+#: the options a preset sets: its grid and the settings its runs share (the others, such as the
+#: schedule's shape, stay the command line's)
+PRESET_FIELDS = (*GRID_FIELDS, "data", "size", "steps", "batch_size", "eval_every", "grad_clip")
+
+
+def _flag(field: dataclasses.Field) -> str:
+    return f"--{field.metadata['sweep'] if field.name in GRID_FIELDS else field.name.replace('_', '-')}"
+
+
+def refuse_overrides(
+    preset: presets.Preset, args: argparse.Namespace, parser: argparse.ArgumentParser
+) -> None:
+    """A `ConfigError` for the first option of `PRESET_FIELDS` given beside ``--preset`` with a
+    value other than its default and the preset's, which the preset would silently override."""
+    fixed = [f for f in dataclasses.fields(RunConfig) if f.name in PRESET_FIELDS]
+    for field in fixed:
+        value = getattr(args, field.name)
+        if value in (parser.get_default(field.name), getattr(preset, field.name, None)):
+            continue
+        shipped = presets.PRESET_DIR / f"{preset.name}.toml"
+        source = shipped if shipped.exists() else args.preset
+        raise ConfigError(
+            f"{_flag(field)}: set by --preset {preset.name}, which fixes "
+            f"{', '.join(_flag(f) for f in fixed)}; to change it, copy the preset's file ({source}), "
+            "edit the copy and pass --preset COPY.toml"
+        )
 
 
 def best_points(configs: Sequence[RunConfig], records: Path, metric: str) -> dict[str, RunConfig]:
@@ -211,11 +241,13 @@ def configs_from_args(args: argparse.Namespace) -> list[RunConfig]:
     return grid(settings_from_args(args, preset="sweep"), args.optimizer, lrs, wds, args.seed)
 
 
-def _main(args: argparse.Namespace) -> int:
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     if args.only and not args.preset:
         raise ConfigError("--only: selects optimizers of a --preset; without one, use --optimizers")
     if args.preset:
-        run_preset(presets.find(args.preset), args)
+        preset = presets.find(args.preset)
+        refuse_overrides(preset, args, parser)
+        run_preset(preset, args)
     else:
         run_sweep(configs_from_args(args), args.records, args.device, args.checkpoint_every)
     return 0
