@@ -145,7 +145,10 @@ def test_only_names_the_preset_grid_it_must_choose_from(tmp_path, capsys, argv, 
     [(["--steps", "2"], "--steps"), (["--optimizers", "adamw"], "--optimizers"), (["--lrs", "1"], "--lrs"),
      (["--data", "synthetic"], "--data"), (["--grad-clip", "0.5"], "--grad-clip")],
 )  # fmt: skip
-def test_an_option_the_preset_sets_is_refused_not_silently_overridden(tmp_path, capsys, argv, flag) -> None:
+def test_an_option_the_preset_sets_is_refused_not_silently_overridden(
+    monkeypatch, tmp_path, capsys, argv, flag
+) -> None:
+    monkeypatch.setattr(sweep, "run_preset", lambda *_: None)  # were it not refused: exit 0, fast
     assert cli.main(["sweep", "gpt2", "--preset", "study-a16", *argv, "--records", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"sgdsai: error: {flag}: set by --preset study-a16, which fixes --optimizers,")

@@ -118,8 +118,8 @@ def refuse_overrides(
         value = getattr(args, field.name)
         if value in (parser.get_default(field.name), getattr(preset, field.name, None)):
             continue
-        shipped = presets.PRESET_DIR / f"{preset.name}.toml"
-        source = shipped if shipped.exists() else args.preset
+        given = Path(args.preset)
+        source = given if given.is_file() else presets.PRESET_DIR / f"{preset.name}.toml"
         raise ConfigError(
             f"{_flag(field)}: set by --preset {preset.name}, which fixes "
             f"{', '.join(_flag(f) for f in fixed)}; to change it, copy the preset's file ({source}), "
