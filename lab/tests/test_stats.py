@@ -315,6 +315,12 @@ def test_a_best_at_an_edge_asks_for_the_next_lr_at_the_grid_density(grid, goal, 
     assert b.next_lr == pytest.approx(next_lr) and b.points_per_decade == density
 
 
+def test_a_single_tried_lr_is_reported_as_the_only_one_not_as_an_edge():
+    alone = bracket({1e-3: 0.5}, "max")
+    assert alone.reason == "only lr 0.001 tried so far (not bracketed)"
+    assert "edge" in bracket({1e-3: 0.5, 1e-2: 0.6}, "max").reason
+
+
 def test_a_diverged_neighbour_counts_as_tried():
     b = bracket({0.1: 0.5, 0.3: 0.6, 1.0: None, 3.0: math.inf}, "max")
     assert b.best_lr == 0.3 and b.bracketed

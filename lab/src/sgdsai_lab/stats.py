@@ -216,7 +216,11 @@ def bracket(
             return Bracket(best_lr, best_value, True, None, None, ppd, f"best lr {best_lr:g} is bracketed")
         if not high:
             edge = "high"
-        reason = f"best lr {best_lr:g} at the {edge} edge of the grid (not bracketed)"
+        reason = (
+            f"only lr {best_lr:g} tried so far (not bracketed)"
+            if len(lrs) == 1
+            else f"best lr {best_lr:g} at the {edge} edge of the grid (not bracketed)"
+        )
     up = edge == "high"
     next_lr: float | None = _step(lrs[-1] if up else lrs[0], ladder, up)
     if lr_range is not None and next_lr is not None and not lr_range[0] <= next_lr <= lr_range[1]:
