@@ -74,6 +74,18 @@ def test_the_answers_follow_the_verdicts() -> None:
     assert "not answerable yet" in alone
 
 
+def test_the_vectors_answer_sets_vec1_against_sgdsai_and_against_nesterov() -> None:
+    text = "\n".join(study_markdown(group(_study(batch_128=False) + lm_cell("sgdsai-vec1", 1.0, 1.30)), None))
+    vectors = next(line for line in text.splitlines() if "small scales" in line)
+    assert "16 × 128 tokens per step: sgdsai-vec1 1.3000 (n 3, lr 1) vs sgdsai 1.4000 (n 3, lr 1)" in vectors
+    assert "sgdsai-vec1 1.3000 (n 3, lr 1) vs nesterov 1.6000 (n 3, lr 0.1)" in vectors
+    assert vectors.count("**beats**") == 2
+    without = "\n".join(study_markdown(group(_study(batch_128=False)), None))
+    assert "not run yet (sgdsai-vec1 has no records)" in next(
+        line for line in without.splitlines() if "small scales" in line
+    )
+
+
 def test_the_embedding_m_answer_names_the_tensor_that_set_m_and_compares_where_blocks_m_ran() -> None:
     runs = lm_cell("sgdsai", 1.0, 1.40, preset="study-b", data="english") + lm_cell(
         "sgdsai-blocks-m", 1.0, 1.30, preset="study-b", data="english"

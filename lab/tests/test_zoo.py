@@ -148,3 +148,64 @@ def test_numel_mode_scales_every_tensor_by_its_size_alone() -> None:
     for group in opt.param_groups:
         for p in group["params"]:
             assert float(opt.state[p]["lr_scale"]) == pytest.approx(min(p.numel() ** 0.5 / m, 1.0), rel=1e-6)
+
+
+def test_vec1_keeps_paper_mode_on_the_matrices_and_gives_the_vectors_the_full_rate() -> None:
+    paper_task, paper = _gpt2_first_step("sgdsai")
+    paper_scales = {n: float(paper.state[p]["lr_scale"]) for n, p in paper_task.model.named_parameters()}
+    task = build_task("gpt2", "synthetic", "tiny", 0, batch_size=4)
+    start = {n: p.detach().clone() for n, p in task.model.named_parameters()}
+    opt = build_optimizer("sgdsai-vec1", task.model, 1.0, 1e-4, task.info)
+    task.loss(task.model, task.batch(0)).backward()
+    opt.step()
+    matrices = opt.optimizers[0]
+    assert matrices.param_groups[0]["gsnr_max"] == paper.param_groups[0]["gsnr_max"]  # no vector set M
+    vectors = [n for n, p in task.model.named_parameters() if p.dim() < 2]
+    for name, p in task.model.named_parameters():
+        if p.dim() >= 2:
+            assert float(matrices.state[p]["lr_scale"]) == paper_scales[name], name
+        else:  # scale 1 and no decay: the first step is the whole gradient at lr 1
+            torch.testing.assert_close(p.detach(), start[name] - p.grad, rtol=0, atol=1e-6)
+    assert vectors and max(paper_scales[n] for n in vectors) < 0.5  # paper mode gives them far less
+
+
+def test_vec1_matches_an_oracle_of_paper_mode_plus_ema_momentum_sgd_over_many_steps() -> None:
+    """float64, a changing lr (as a scheduler sets it), None gradients on a matrix and on a vector,
+    a 0-d parameter: the matrices follow `SGDSaIReference`, the vectors m <- mu m + (1 - mu) g
+    (m_1 = g_1), p <- p - lr m, undecayed."""
+    from sgdsai.reference import SGDSaIReference
+
+    torch.manual_seed(0)
+    shapes = {"w1": (6, 5), "w2": (4, 6), "conv": (3, 2, 2), "b1": (6,), "gain": (4,), "scalar": ()}
+    params = {n: torch.randn(s, dtype=torch.float64) for n, s in shapes.items()}
+    ours = {n: torch.nn.Parameter(v.clone()) for n, v in params.items()}
+    theirs = {n: v.clone() for n, v in params.items() if v.dim() < 2}
+    mats = {n: torch.nn.Parameter(v.clone()) for n, v in params.items() if v.dim() >= 2}
+    opt = build_optimizer("sgdsai-vec1", _Holder(ours), 0.5, 0.1)
+    oracle = SGDSaIReference(list(mats.values()), 0.5, 0.9, 0.1)
+    momentum: dict[str, torch.Tensor] = {}
+    for step in range(30):
+        lr = 0.5 * (1 - step / 40)
+        for group in [*opt.param_groups, *oracle.param_groups]:
+            group["lr"] = lr
+        for name in shapes:
+            missing = (step == 3 and name == "gain") or (step == 5 and name == "w2")
+            g = None if missing else torch.randn(shapes[name], dtype=torch.float64)
+            ours[name].grad = g
+            if name in mats:
+                mats[name].grad = g
+            elif g is not None:
+                momentum[name] = g.clone() if name not in momentum else 0.9 * momentum[name] + 0.1 * g
+                theirs[name] -= lr * momentum[name]
+        opt.step()
+        oracle.step()
+    for name in shapes:
+        expected = mats[name] if name in mats else theirs[name]
+        torch.testing.assert_close(ours[name].detach(), expected.detach(), rtol=1e-12, atol=1e-12)
+
+
+class _Holder(torch.nn.Module):
+    def __init__(self, params: dict[str, torch.nn.Parameter]) -> None:
+        super().__init__()
+        for name, p in params.items():
+            self.register_parameter(name, p)

@@ -25,7 +25,7 @@ from sgdsai_lab.config import task_revision
 STUDY = "study"
 #: what the other optimizers are compared with, and who gets a line of their own against AdamW
 BASELINE = "adamw"
-AGAINST_ADAMW = ("sgdsai", "sgdsai-numel", "sgdsai-blocks-m", "sgdsai-m0", "nesterov", "muon")
+AGAINST_ADAMW = ("sgdsai", "sgdsai-numel", "sgdsai-blocks-m", "sgdsai-m0", "sgdsai-vec1", "nesterov", "muon")
 
 #: GPT-2's token embedding, tied to its output head
 GPT2_EMBEDDING = "transformer.wte.weight"
@@ -63,8 +63,8 @@ BATCH = WORKLOADS[:2]
 #: where the embedding-M ablation is answered: at char level a block sets M, so the ablation is the
 #: identity there and its preset does not run it; BPE's 8k-token embedding sets it (`m_setter` says)
 EMBEDDING_M = (WORKLOADS[0], WORKLOADS[2])
-#: the workload whose preset runs the momentum-0 ablation
-STATELESS = WORKLOADS[0]
+#: the workload whose preset runs the momentum-0 ablation, and the vectors-at-scale-1 one
+STATELESS = VECTORS = WORKLOADS[0]
 
 
 def _fmt(value: float, metric: str, digits: int = 4) -> str:
@@ -313,13 +313,15 @@ def _percent(fraction: float) -> str:
 
 
 def answers(groups: dict[tuple, list[dict[str, Any]]], *, brief: bool = False) -> list[str]:
-    """The study's answers: plain SGD, √numel, the embedding M, momentum 0 and the batch size."""
+    """The study's answers: plain SGD, √numel, the embedding M, momentum 0, the vectors' scales and
+    the batch size."""
     sgd = "; ".join(_pair(groups, w, "sgdsai", "nesterov", brief=brief) for w in WORKLOADS)
     numel = "; ".join(
         _pair(groups, w, "sgdsai-numel", "sgdsai", brief=brief, detail=scale_gap) for w in WORKLOADS
     )
     blocks = "; ".join(_embedding_m(groups, w, brief=brief) for w in EMBEDDING_M)
     stateless = _pair(groups, STATELESS, "sgdsai-m0", "sgdsai", brief=brief)  # ran at one batch size
+    vectors = "; ".join(_pair(groups, VECTORS, "sgdsai-vec1", b, brief=brief) for b in ("sgdsai", "nesterov"))
     return [
         f"- **Does the scaling add anything over plain SGD?** `sgdsai` against `nesterov` (SGD with "
         f"Nesterov momentum, tuned alike; at small batch it is reported to match Adam on transformers): {sgd}.",
@@ -328,6 +330,10 @@ def answers(groups: dict[tuple, list[dict[str, Any]]], *, brief: bool = False) -
         f"`sgdsai-blocks-m` against `sgdsai` where the embedding sets M: {blocks}.",
         f"- **Does the momentum buffer earn its memory?** `sgdsai-m0` (no state beyond the scales) "
         f"against `sgdsai`: {stateless}.",
+        f"- **Do the vectors' small scales cost it the gap to plain SGD?** Paper mode gives biases and "
+        f"norm gains a g-SNR near √(their size), a few percent of the largest matrix's; `sgdsai-vec1` "
+        f"trains them at scale 1 instead (the rest is `sgdsai`), against `sgdsai` and against `nesterov`: "
+        f"{vectors}.",
         f"- **Does SGD-SaI's standing change with batch size** (16 × 128 vs 128 × 128 tokens per step, "
         f"equal tokens)? {batch_answer(groups)}",
     ]

@@ -126,6 +126,23 @@ def _muon(named, lr, weight_decay, info, **flags):
     return Composite([muon, adamw])
 
 
+def _sgdsai_vectors_at_one(named, lr, weight_decay, info, **flags):
+    """Paper mode on the tensors of two or more dimensions; the vectors (biases, norm gains) at
+    scale 1: SGD with SGD-SaI's EMA momentum at the base ``lr`` (torch's SGD with ``dampening`` =
+    ``momentum`` keeps ``m <- mu m + (1 - mu) g`` with ``m_1 = g_1``) and no weight decay, as
+    `decay_groups` gives them. M is taken over the matrices alone, which is paper mode's M wherever
+    no vector would have set it (in practice everywhere: a vector's g-SNR is about the square root
+    of its size)."""
+    from sgdsai import SGDSaI
+
+    matrices = [(n, p) for n, p in named if p.dim() >= 2]
+    vectors = [p for _, p in named if p.dim() < 2]
+    parts: list[torch.optim.Optimizer] = [SGDSaI(decay_groups(matrices, weight_decay), lr, MOMENTUM, **flags)]
+    if vectors:
+        parts.append(torch.optim.SGD(vectors, lr, momentum=MOMENTUM, dampening=MOMENTUM))
+    return Composite(parts)
+
+
 class _QuietStdout(contextlib.AbstractContextManager):
     """Route what a third-party optimizer prints (the released package's banner, Adam-mini's
     partition report) to the debug log."""
@@ -244,6 +261,12 @@ OPTIMIZERS: dict[str, Entry] = {
         _sgdsai_blocks_m, "SGD-SaI paper mode, M over the blocks (embeddings clamped at 1)", 1.0, 1e-4
     ),
     "sgdsai-m0": Entry(_sgdsai(momentum=0.0), "SGD-SaI paper mode, momentum 0 (no state)", 1.0, 1e-4),
+    "sgdsai-vec1": Entry(
+        _sgdsai_vectors_at_one,
+        "SGD-SaI paper mode on matrices; vectors (biases, norm gains) at scale 1, EMA-momentum SGD",
+        1.0,
+        1e-4,
+    ),
     "sgdsai-official": Entry(
         _sgdsai(normalize=False, unbiased=True),
         "SGD-SaI, released-code mode (unbiased std, raw g-SNR)",
