@@ -230,9 +230,10 @@ def floor_model(runs: list[dict[str, Any]]) -> str | None:
     return task_spec(tasks.pop()).floor_model if tasks else None
 
 
-#: floors of one setting closer than this (relative) are one floor: a loss floor evaluated again with
-#: another thread count or library version differs in its last digits (LoRA's untrained loss: ~1e-8)
-FLOOR_RTOL = 1e-6
+#: floors of one setting closer than this (relative) are one floor: a float32 loss floor evaluated
+#: again with another thread count, library version or CPU differs in its last digits (LoRA's
+#: untrained test loss: 1e-8 between thread counts, 2.1e-6 between two machines of this kind)
+FLOOR_RTOL = 1e-5
 
 
 def recorded_floor(runs: list[dict[str, Any]], metric: str, model: str | None = None) -> float | None:
