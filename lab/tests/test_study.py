@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from sgdsai_lab.analysis import group
 from sgdsai_lab.study import (
     WORKLOADS,
@@ -151,6 +153,22 @@ def test_the_vit_paragraph_states_its_linear_floor_as_an_accuracy() -> None:
     text = "\n".join(study_markdown(group(runs), None))
     vit = next(line for line in text.splitlines() if line.startswith("**ViT on Fashion-MNIST**"))
     assert "test accuracy, floor (linear, test) 84.12%" in vit
+
+
+def test_an_interval_left_open_shows_the_margin_in_the_metrics_units() -> None:
+    from types import SimpleNamespace
+
+    from sgdsai_lab import stats
+    from sgdsai_lab.study import brief_diff
+
+    open_ = stats.Comparison("sgdsai", "adamw", 3, 3, 0.01, -0.0136, 0.01, 4.0, (-0.03, 0.006),
+                             (-0.031, 0.004), 0.4, 0.1, stats.INCONCLUSIVE, stats.OPEN_INTERVAL)  # fmt: skip
+    accuracy = SimpleNamespace(metric="test_accuracy", stated=SimpleNamespace(eval_size=545))
+    assert brief_diff(open_, accuracy) == "Δ -1.36 pt [-3.10, +0.40], margin ±1.00 pt"
+    loss = SimpleNamespace(metric="test_loss", stated=SimpleNamespace(eval_size=None))
+    assert brief_diff(open_, loss) == "Δ -0.014 [-0.031, +0.004], margin ±0.010"
+    guarded = dataclasses.replace(open_, reason="sgdsai: 1 seed(s), fewer than 3")
+    assert "margin" not in brief_diff(guarded, loss)  # a guard, not the interval, left it open
 
 
 def test_the_lr_table_places_each_best_lr_against_its_default_and_its_bracket() -> None:

@@ -263,6 +263,11 @@ class Arm:
     grid: Bracket
 
 
+#: the reason of an *inconclusive* that the tests, not a guard, left open (the margin, in the metric's
+#: units, is shown beside it by whoever prints it)
+OPEN_INTERVAL = "the 90% interval reaches past the margin and the 95% interval holds zero"
+
+
 @dataclass(frozen=True)
 class Comparison:
     """``a`` against ``b``: the difference of means ``a − b`` (in the metric's units, whatever the goal),
@@ -444,7 +449,7 @@ def compare(
         return result(MATCHES)
     if p_diff < ALPHA:
         return result(BEATS if _sign(goal) * d > 0 else TRAILS)
-    return result(INCONCLUSIVE, f"the 90% interval leaves ±{m:.3g} and the 95% interval holds zero")
+    return result(INCONCLUSIVE, OPEN_INTERVAL)
 
 
 @dataclass(frozen=True)

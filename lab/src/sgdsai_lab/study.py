@@ -109,8 +109,9 @@ def _arm_text(ev: Evaluated, opt: str, *, brief: bool = False) -> str:
 
 
 def brief_diff(c: stats.Comparison, ev: Evaluated) -> str:
-    """The difference and its 95% interval, in the metric's units (points for an accuracy), and
-    whether an accuracy's evaluation-set noise went uncounted."""
+    """The difference and its 95% interval, in the metric's units (points for an accuracy), the
+    margin where the tests left the verdict open, and whether an accuracy's evaluation-set noise
+    went uncounted."""
     scale, unit, spec = (100, " pt", "+.2f") if ev.metric.endswith("accuracy") else (1, "", "+.3f")
     if not math.isfinite(c.difference):
         return "Δ —"
@@ -119,7 +120,8 @@ def brief_diff(c: stats.Comparison, ev: Evaluated) -> str:
     interval = f"[{scale * lo:{spec}}, {scale * hi:{spec}}]" if finite else "[—, —]"
     uncounted = ev.metric.endswith("accuracy") and ev.stated.eval_size is None
     note = " (evaluation-set noise not counted)" if uncounted else ""
-    return f"Δ {scale * c.difference:{spec}}{unit} {interval}{note}"
+    margin = f", margin ±{scale * c.margin:{spec[1:]}}{unit}" if c.reason == stats.OPEN_INTERVAL else ""
+    return f"Δ {scale * c.difference:{spec}}{unit} {interval}{margin}{note}"
 
 
 def _runs(runs: list[dict[str, Any]]) -> str:
@@ -321,7 +323,10 @@ def answers(groups: dict[tuple, list[dict[str, Any]]], *, brief: bool = False) -
     )
     blocks = "; ".join(_embedding_m(groups, w, brief=brief) for w in EMBEDDING_M)
     stateless = _pair(groups, STATELESS, "sgdsai-m0", "sgdsai", brief=brief)  # ran at one batch size
-    vectors = "; ".join(_pair(groups, VECTORS, "sgdsai-vec1", b, brief=brief) for b in ("sgdsai", "nesterov"))
+    vectors = "; ".join(
+        f"against `{b}`: {_pair(groups, VECTORS, 'sgdsai-vec1', b, brief=brief)}"
+        for b in ("sgdsai", "nesterov")
+    )
     return [
         f"- **Does the scaling add anything over plain SGD?** `sgdsai` against `nesterov` (SGD with "
         f"Nesterov momentum, tuned alike; at small batch it is reported to match Adam on transformers): {sgd}.",
@@ -332,8 +337,7 @@ def answers(groups: dict[tuple, list[dict[str, Any]]], *, brief: bool = False) -
         f"against `sgdsai`: {stateless}.",
         f"- **Do the vectors' small scales cost it the gap to plain SGD?** Paper mode gives biases and "
         f"norm gains a g-SNR near √(their size), a few percent of the largest matrix's; `sgdsai-vec1` "
-        f"trains them at scale 1 instead (the rest is `sgdsai`), against `sgdsai` and against `nesterov`: "
-        f"{vectors}.",
+        f"trains them at scale 1 instead (the rest is `sgdsai`); {vectors}.",
         f"- **Does SGD-SaI's standing change with batch size** (16 × 128 vs 128 × 128 tokens per step, "
         f"equal tokens)? {batch_answer(groups)}",
     ]
