@@ -190,13 +190,15 @@ def test_the_against_adamw_plot_is_written_once_a_workload_has_a_comparison(tmp_
     assert f"![against AdamW]({name})" in study_markdown(group(_study()), tmp_path)
 
 
-def test_the_headline_tallies_sgdsai_against_adamw_in_every_workload_losses_first() -> None:
+def test_the_headline_tallies_sgdsai_against_adamw_then_nesterov_in_every_workload_losses_first() -> None:
     text = "\n".join(study_markdown(group(_study()), None))
     a16, a128 = WORKLOADS[0].name, WORKLOADS[1].name
     line = next(line for line in text.splitlines() if line.startswith("**So far"))
     assert line == (
         f"**So far, `sgdsai` against tuned AdamW:** **trails** in 1 ({a128}), **matches** in 1 ({a16}), "
-        f"**not run yet** in 3 ({'; '.join(w.name for w in WORKLOADS[2:])})."
+        f"**not run yet** in 3 ({'; '.join(w.name for w in WORKLOADS[2:])}). **Against tuned Nesterov SGD** "
+        f"(plain SGD, the same lr sweep): **beats** in 2 ({a16}; {a128}), **not run yet** in 3 "
+        f"({'; '.join(w.name for w in WORKLOADS[2:])})."
     )
 
 

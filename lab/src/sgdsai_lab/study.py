@@ -487,18 +487,25 @@ def lr_table(groups: dict[tuple, list[dict[str, Any]]]) -> list[str]:
 
 
 def headline(groups: dict[tuple, list[dict[str, Any]]]) -> str:
-    """SGD-SaI's verdict against tuned AdamW in every workload, in one line, losses first."""
+    """SGD-SaI's verdict against tuned AdamW in every workload, in one line, losses first; then
+    against tuned Nesterov SGD, which tells whether the scaling, not SGD, earned a result."""
+    return (
+        f"**So far, `sgdsai` against tuned AdamW:** {_tally(groups, BASELINE)}. **Against tuned Nesterov "
+        f"SGD** (plain SGD, the same lr sweep): {_tally(groups, 'nesterov')}."
+    )
+
+
+def _tally(groups: dict[tuple, list[dict[str, Any]]], other: str) -> str:
     words: dict[str, list[str]] = {}
     for w in WORKLOADS:
         for name, runs in cases(w, groups, current=True) or [(w.name, [])]:
             ev = evaluate(runs) if runs else None
             verdict = "not run yet"
-            if ev is not None and {"sgdsai", BASELINE} <= set(ev.arms):
-                verdict = ev.compare("sgdsai", BASELINE).verdict
+            if ev is not None and {"sgdsai", other} <= set(ev.arms):
+                verdict = ev.compare("sgdsai", other).verdict
             words.setdefault(verdict, []).append(name)
     order = [stats.TRAILS, stats.BELOW_FLOOR, stats.INCONCLUSIVE, stats.MATCHES, stats.BEATS, "not run yet"]
-    parts = [f"**{v}** in {len(words[v])} ({'; '.join(words[v])})" for v in order if v in words]
-    return "**So far, `sgdsai` against tuned AdamW:** " + ", ".join(parts) + "."
+    return ", ".join(f"**{v}** in {len(words[v])} ({'; '.join(words[v])})" for v in order if v in words)
 
 
 def study_markdown(
