@@ -92,9 +92,9 @@ def test_a_floor_evaluated_again_in_its_last_digits_is_one_floor_and_a_different
     for r, bigram in zip(runs, (4.303757727146149, 4.3037577867507935, 4.303757727146149)):
         r["floors"] = {"bigram_test": bigram}  # 1 and 2 threads evaluating one model
     assert recorded_floor(runs, "test_loss") == 4.303757727146149
+    # as far apart as two machines' LoRA floors: one floor, the lowest
     runs[1]["floors"]["bigram_test"] = 4.3863764850136535 * 4.303757727146149 / 4.386385823292024
-    assert recorded_floor(runs, "test_loss") == min(r["floors"]["bigram_test"] for r in runs)  # as far apart
-    # as two machines' LoRA floors: one floor, the lowest
+    assert recorded_floor(runs, "test_loss") == min(r["floors"]["bigram_test"] for r in runs)
     runs[1]["floors"]["bigram_test"] = 4.31
     with pytest.raises(ValueError, match="different test floors"):
         recorded_floor(runs, "test_loss")

@@ -37,6 +37,17 @@ def test_train_cli_writes_a_valid_record(tmp_path) -> None:
     assert path == record_path(RunConfig(**record["config"]), tmp_path)
 
 
+def test_a_composite_with_an_sgdsai_part_records_that_parts_scales_and_m() -> None:
+    record = run(RunConfig("gpt2", "sgdsai-vec1", 0.1, 0.0, 2, data="synthetic", batch_size=4))
+    plain = run(RunConfig("gpt2", "sgdsai", 0.1, 0.0, 2, data="synthetic", batch_size=4))
+    matrices = {n: v for n, v in plain["sgdsai_scales"].items() if n in record["sgdsai_scales"]}
+    assert record["sgdsai_scales"] == matrices and len(matrices) < len(plain["sgdsai_scales"])  # no vectors
+    assert record["sgdsai_gsnr_max"] == plain["sgdsai_gsnr_max"] > 0
+    assert (
+        run(RunConfig("vit", "muon", 1e-3, 0.0, 1, data="synthetic", batch_size=8))["sgdsai_scales"] is None
+    )
+
+
 def test_divergence_is_recorded_not_raised() -> None:
     config = RunConfig("vit", "sgdm", 1e12, 0.0, 5, data="synthetic", batch_size=8)
     record = run(config)

@@ -319,6 +319,7 @@ def test_a_single_tried_lr_is_reported_as_the_only_one_not_as_an_edge():
     alone = bracket({1e-3: 0.5}, "max")
     assert alone.reason == "only lr 0.001 tried so far (not bracketed)"
     assert "edge" in bracket({1e-3: 0.5, 1e-2: 0.6}, "max").reason
+    assert "edge" in bracket({1e-3: 0.5, 1e-2: None}, "max").reason  # a diverged lr was tried too
 
 
 def test_a_diverged_neighbour_counts_as_tried():

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from types import SimpleNamespace
 
+from sgdsai_lab import stats
 from sgdsai_lab.analysis import group
 from sgdsai_lab.study import (
     WORKLOADS,
     against_adamw_plot,
     batch_plot,
+    brief_diff,
     lr_table,
     m_setter,
     scale_gap,
@@ -156,13 +159,11 @@ def test_the_vit_paragraph_states_its_linear_floor_as_an_accuracy() -> None:
 
 
 def test_an_interval_left_open_shows_the_margin_in_the_metrics_units() -> None:
-    from types import SimpleNamespace
-
-    from sgdsai_lab import stats
-    from sgdsai_lab.study import brief_diff
-
-    open_ = stats.Comparison("sgdsai", "adamw", 3, 3, 0.01, -0.0136, 0.01, 4.0, (-0.03, 0.006),
-                             (-0.031, 0.004), 0.4, 0.1, stats.INCONCLUSIVE, stats.OPEN_INTERVAL)  # fmt: skip
+    open_ = stats.Comparison(
+        a="sgdsai", b="adamw", n_a=3, n_b=3, margin=0.01, difference=-0.0136, se=0.01, df=4.0,
+        interval_90=(-0.03, 0.006), interval_95=(-0.031, 0.004), p_equivalence=0.4, p_difference=0.1,
+        verdict=stats.INCONCLUSIVE, reason=stats.OPEN_INTERVAL,
+    )  # fmt: skip
     accuracy = SimpleNamespace(metric="test_accuracy", stated=SimpleNamespace(eval_size=545))
     assert brief_diff(open_, accuracy) == "Δ -1.36 pt [-3.10, +0.40], margin ±1.00 pt"
     loss = SimpleNamespace(metric="test_loss", stated=SimpleNamespace(eval_size=None))
@@ -197,7 +198,7 @@ def test_the_headline_tallies_sgdsai_against_adamw_then_nesterov_in_every_worklo
     assert line == (
         f"**So far, `sgdsai` against tuned AdamW:** **trails** in 1 ({a128}), **matches** in 1 ({a16}), "
         f"**not run yet** in 3 ({'; '.join(w.name for w in WORKLOADS[2:])}). **Against tuned Nesterov SGD** "
-        f"(plain SGD, the same lr sweep): **beats** in 2 ({a16}; {a128}), **not run yet** in 3 "
+        f"(plain SGD, tuned alike): **beats** in 2 ({a16}; {a128}), **not run yet** in 3 "
         f"({'; '.join(w.name for w in WORKLOADS[2:])})."
     )
 

@@ -160,13 +160,20 @@ def test_vec1_keeps_paper_mode_on_the_matrices_and_gives_the_vectors_the_full_ra
     opt.step()
     matrices = opt.optimizers[0]
     assert matrices.param_groups[0]["gsnr_max"] == paper.param_groups[0]["gsnr_max"]  # no vector set M
-    vectors = [n for n, p in task.model.named_parameters() if p.dim() < 2]
     for name, p in task.model.named_parameters():
         if p.dim() >= 2:
             assert float(matrices.state[p]["lr_scale"]) == paper_scales[name], name
         else:  # scale 1 and no decay: the first step is the whole gradient at lr 1
             torch.testing.assert_close(p.detach(), start[name] - p.grad, rtol=0, atol=1e-6)
+    vectors = [n for n, p in task.model.named_parameters() if p.dim() < 2]
     assert vectors and max(paper_scales[n] for n in vectors) < 0.5  # paper mode gives them far less
+
+
+class _Holder(torch.nn.Module):
+    def __init__(self, params: dict[str, torch.nn.Parameter]) -> None:
+        super().__init__()
+        for name, p in params.items():
+            self.register_parameter(name, p)
 
 
 def test_vec1_matches_an_oracle_of_paper_mode_plus_ema_momentum_sgd_over_many_steps() -> None:
@@ -202,10 +209,3 @@ def test_vec1_matches_an_oracle_of_paper_mode_plus_ema_momentum_sgd_over_many_st
     for name in shapes:
         expected = mats[name] if name in mats else theirs[name]
         torch.testing.assert_close(ours[name].detach(), expected.detach(), rtol=1e-12, atol=1e-12)
-
-
-class _Holder(torch.nn.Module):
-    def __init__(self, params: dict[str, torch.nn.Parameter]) -> None:
-        super().__init__()
-        for name, p in params.items():
-            self.register_parameter(name, p)

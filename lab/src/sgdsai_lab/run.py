@@ -132,7 +132,9 @@ def run(
         "final_train_loss": None if diverged else statistics.fmean(tail),
         **{k: _finite(v) for k, v in final_eval.items()},
     }
-    scales = opt.gsnr(model) if isinstance(opt, SGDSaI) else None
+    # the SGD-SaI part of a composite (sgdsai-vec1's matrices) measured its scales too
+    sai = next((o for o in getattr(opt, "optimizers", [opt]) if isinstance(o, SGDSaI)), None)
+    scales = sai.gsnr(model) if sai is not None else None
     return {
         "schema": records.SCHEMA,
         "kind": "run",
@@ -166,7 +168,7 @@ def run(
         "eval_curve": [{k: _finite(v) for k, v in e.items()} for e in evals],
         "gsnr_trace": trace,
         "sgdsai_scales": scales,
-        "sgdsai_gsnr_max": opt.param_groups[0]["gsnr_max"] if isinstance(opt, SGDSaI) else None,
+        "sgdsai_gsnr_max": sai.param_groups[0]["gsnr_max"] if sai is not None else None,
     }
 
 

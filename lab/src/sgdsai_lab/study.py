@@ -491,7 +491,7 @@ def headline(groups: dict[tuple, list[dict[str, Any]]]) -> str:
     against tuned Nesterov SGD, which tells whether the scaling, not SGD, earned a result."""
     return (
         f"**So far, `sgdsai` against tuned AdamW:** {_tally(groups, BASELINE)}. **Against tuned Nesterov "
-        f"SGD** (plain SGD, the same lr sweep): {_tally(groups, 'nesterov')}."
+        f"SGD** (plain SGD, tuned alike): {_tally(groups, 'nesterov')}."
     )
 
 

@@ -129,14 +129,14 @@ def _muon(named, lr, weight_decay, info, **flags):
 def _sgdsai_vectors_at_one(named, lr, weight_decay, info, **flags):
     """Paper mode on the tensors of two or more dimensions; the vectors (biases, norm gains) at
     scale 1: SGD with SGD-SaI's EMA momentum at the base ``lr`` (torch's SGD with ``dampening`` =
-    ``momentum`` keeps ``m <- mu m + (1 - mu) g`` with ``m_1 = g_1``) and no weight decay, as
-    `decay_groups` gives them. M is taken over the matrices alone, which is paper mode's M wherever
-    no vector would have set it (in practice everywhere: a vector's g-SNR is about the square root
-    of its size)."""
+    ``momentum`` keeps ``m <- mu m + (1 - mu) g`` with ``m_1 = g_1``), undecayed, in a group made by
+    `decay_groups` like every other (names kept, frozen and shared tensors handled). M is taken over
+    the matrices alone, which is paper mode's M wherever no vector would have set it (in practice
+    everywhere: a vector's g-SNR is about the square root of its size)."""
     from sgdsai import SGDSaI
 
     matrices = [(n, p) for n, p in named if p.dim() >= 2]
-    vectors = [p for _, p in named if p.dim() < 2]
+    vectors = decay_groups([(n, p) for n, p in named if p.dim() < 2], 0.0)
     parts: list[torch.optim.Optimizer] = [SGDSaI(decay_groups(matrices, weight_decay), lr, MOMENTUM, **flags)]
     if vectors:
         parts.append(torch.optim.SGD(vectors, lr, momentum=MOMENTUM, dampening=MOMENTUM))
