@@ -127,6 +127,9 @@ def test_a_workload_of_two_settings_answers_for_each_of_them() -> None:
     headline = next(line for line in text.splitlines() if line.startswith("**So far"))
     assert "**trails** in 1 (LoRA (lora tiny / stdlib, 60 steps" in headline
     assert "**matches** in 1 (LoRA (lora tiny / stdlib, 150 steps" in headline
+    rows = [line.split(" | ")[0] for line in lr_table(group(runs))[2:]]
+    for steps in (60, 150):  # each setting's two optimizers, under its own name
+        assert sum(r.startswith(f"| LoRA (lora tiny / stdlib, {steps} steps") for r in rows) == 2
 
 
 def test_the_batch_size_plot_is_written_only_with_both_batch_sizes(tmp_path) -> None:

@@ -470,7 +470,7 @@ def lr_table(groups: dict[tuple, list[dict[str, Any]]]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for w in WORKLOADS:
-        for _, runs in settings_of(w, groups):
+        for name, runs in cases(w, groups):  # a workload of two settings names each
             ev = evaluate(runs)
             for opt in sorted(ev.best):
                 grid = lr_grid(ev.rows, opt, ev.selection)
@@ -480,7 +480,7 @@ def lr_table(groups: dict[tuple, list[dict[str, Any]]]) -> list[str]:
                 best, default = ev.best[opt]["lr"], entry(opt).lr
                 bracket = ev.arms[opt].grid
                 lines.append(
-                    f"| {w.name} | `{opt}` | {default:g} | {tried} | {best:g} | {best / default:.3g} "
+                    f"| {name} | `{opt}` | {default:g} | {tried} | {best:g} | {best / default:.3g} "
                     f"| {'yes' if bracket.bracketed else 'no: ' + bracket.reason} |"
                 )
     return lines if len(lines) > 2 else []
