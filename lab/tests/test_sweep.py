@@ -105,8 +105,9 @@ def test_grid_extends_downwards_when_the_smallest_lr_is_best(tmp_path, monkeypat
 #: optimizer -> (past the top edge, past the bottom edge)
 STUDY_NEXT = {"sgdsai": (10.0, 0.1), "adamw": (0.01, 0.0001), "nesterov": (1.0, 0.01), "muon": (0.01, 0.0001),
               "sgdsai-numel": (10.0, 0.1), "sgdsai-blocks-m": (10.0, 0.1), "sgdsai-m0": (10.0, 0.1)}  # fmt: skip
-#: where a preset centres an optimizer elsewhere (study-a16: Muon on AdamW's best there, 1e-2)
-STUDY_NEXT_IN = {"study-a16": {"muon": (0.1, 0.001)}}
+#: where a preset centres an optimizer elsewhere (study-a16: Muon on AdamW's best there, 1e-2, and
+#: sgdsai-vec1 on sgdsai's, 3.16)
+STUDY_NEXT_IN = {"study-a16": {"muon": (0.1, 0.001), "sgdsai-vec1": (31.6, 0.316)}}
 
 
 @pytest.mark.parametrize("name", ["study-a16", "study-a128"])
