@@ -10,6 +10,7 @@ from sgdsai_lab.analysis import group
 from sgdsai_lab.study import (
     WORKLOADS,
     against_adamw_plot,
+    against_adamw_rows,
     batch_plot,
     brief_diff,
     lr_table,
@@ -130,6 +131,10 @@ def test_a_workload_of_two_settings_answers_for_each_of_them() -> None:
     rows = [line.split(" | ")[0] for line in lr_table(group(runs))[2:]]
     for steps in (60, 150):  # each setting's two optimizers, under its own name
         assert sum(r.startswith(f"| LoRA (lora tiny / stdlib, {steps} steps") for r in rows) == 2
+    for record in runs:
+        record["config"]["preset"] += "-cls" if record["config"]["steps"] == 150 else ""
+    ticks = sorted(name for name, *_ in against_adamw_rows(group(runs)))
+    assert ticks == ["LoRA (study-d-lora): sgdsai", "LoRA (study-d-lora-cls): sgdsai"]
 
 
 def test_the_batch_size_plot_is_written_only_with_both_batch_sizes(tmp_path) -> None:

@@ -414,22 +414,38 @@ def batch_plot(groups: dict[tuple, list[dict[str, Any]]], out: Path) -> str | No
     return name
 
 
+def _presets(runs: list[dict[str, Any]]) -> list[str]:
+    return sorted({r["config"].get("preset") or r.get("preset") or "?" for r in runs})
+
+
+def against_adamw_rows(
+    groups: dict[tuple, list[dict[str, Any]]],
+) -> list[tuple[str, stats.Comparison, float, str]]:
+    """The rows of `against_adamw_plot`: its tick label, the comparison with AdamW, AdamW's mean
+    and the goal, for each optimizer in each setting that has both."""
+    rows: list[tuple[str, stats.Comparison, float, str]] = []
+    for w in WORKLOADS:
+        found = settings_of(w, groups)
+        for _, runs in found:
+            ev = evaluate(runs)
+            if BASELINE not in ev.arms:
+                continue
+            base = abs(ev.arms[BASELINE].cell.mean)
+            # a workload of two settings (the LoRA tasks) names each by its presets, short enough for a tick
+            name = w.name if len(found) == 1 else f"{w.name} ({', '.join(_presets(runs))})"
+            for opt in AGAINST_ADAMW:
+                if opt in ev.arms:
+                    c = ev.compare(opt, BASELINE)
+                    rows.append((f"{name}: {opt}", c, base, ev.goal))
+    return rows
+
+
 def against_adamw_plot(groups: dict[tuple, list[dict[str, Any]]], out: Path) -> str | None:
     """Each optimizer's best cell minus AdamW's in every workload that has both, with its 95%
     interval (a dot alone where a side has one seed) and the equivalence margin shaded, relative to
     AdamW's mean so that losses and accuracies share an axis; the file name, or ``None`` when no
     workload has a comparison yet."""
-    rows = []
-    for w in WORKLOADS:
-        for _, runs in settings_of(w, groups):
-            ev = evaluate(runs)
-            if BASELINE not in ev.arms:
-                continue
-            base = abs(ev.arms[BASELINE].cell.mean)
-            for opt in AGAINST_ADAMW:
-                if opt in ev.arms:
-                    c = ev.compare(opt, BASELINE)
-                    rows.append((f"{w.name}: {opt}", c, base, ev.goal))
+    rows = against_adamw_rows(groups)
     if not rows:
         return None
     import matplotlib
