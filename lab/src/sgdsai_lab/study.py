@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sgdsai_lab import stats
-from sgdsai_lab.analysis import describe, smooth
+from sgdsai_lab.analysis import describe, presets, smooth
 from sgdsai_lab.claims import Evaluated, diff_text, evaluate, floor_model, label, lr_grid
 from sgdsai_lab.config import task_revision
 
@@ -414,10 +414,6 @@ def batch_plot(groups: dict[tuple, list[dict[str, Any]]], out: Path) -> str | No
     return name
 
 
-def _presets(runs: list[dict[str, Any]]) -> list[str]:
-    return sorted({r["config"].get("preset") or r.get("preset") or "?" for r in runs})
-
-
 def against_adamw_rows(
     groups: dict[tuple, list[dict[str, Any]]],
 ) -> list[tuple[str, stats.Comparison, float, str]]:
@@ -432,7 +428,7 @@ def against_adamw_rows(
                 continue
             base = abs(ev.arms[BASELINE].cell.mean)
             # a workload of two settings (the LoRA tasks) names each by its presets, short enough for a tick
-            name = w.name if len(found) == 1 else f"{w.name} ({', '.join(_presets(runs))})"
+            name = w.name if len(found) == 1 else f"{w.name} ({', '.join(presets(runs))})"
             for opt in AGAINST_ADAMW:
                 if opt in ev.arms:
                     c = ev.compare(opt, BASELINE)
